@@ -1,0 +1,14 @@
+"""Shared test settings: deterministic, small, CPU-friendly."""
+
+import os
+
+import pytest
+import torch
+
+os.environ.setdefault("VSJPEGFIX_CACHE", os.path.join(os.path.dirname(__file__), ".cache-unused"))
+torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+
+
+@pytest.fixture(autouse=True)
+def _seed():
+    torch.manual_seed(0)
