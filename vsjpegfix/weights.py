@@ -236,3 +236,17 @@ def load_model(spec: str | os.PathLike) -> nn.Module:
         raise WeightsError(f"weights file not found: {name}")
     known = sorted(shipped) + sorted(download.OFFICIAL_CHECKPOINTS)
     raise WeightsError(f"unknown model {name!r}; known: {', '.join(known) or '(none)'}, or a path to a weights file")
+
+
+DEFAULT_PREFERENCE = ("fbcnn-s", "fbcnn-s-video", "fastarcnn", "arcnn")
+
+
+def default_model_name() -> str:
+    """The best shipped model (the README's evaluation table motivates the order)."""
+    shipped = read_manifest()
+    for name in DEFAULT_PREFERENCE:
+        if name in shipped:
+            return name
+    if shipped:
+        return sorted(shipped)[0]
+    raise WeightsError("no shipped weights found; pass --model with a weights file or an official checkpoint name")

@@ -1,0 +1,124 @@
+"""Weights: safetensors with manifest and checksum, .pth loading without unpickling, spandrel by path."""
+
+import json
+import pickle
+
+import pytest
+import torch
+
+from vsjpegfix.engine import Engine
+from vsjpegfix.models import FBCNN, FastARCNN
+from vsjpegfix.weights import (
+    WeightsError,
+    default_model_name,
+    load_file,
+    load_model,
+    read_manifest,
+    save_weights,
+    sha256_file,
+)
+
+
+@pytest.fixture
+def weights_dir(tmp_path, monkeypatch):
+    monkeypatch.setenv("VSJPEGFIX_WEIGHTS_DIR", str(tmp_path))
+    return tmp_path
+
+
+def _publish(folder, name, model, arch):
+    sha = save_weights(model, folder / f"{name}.safetensors", arch=arch)
+    entry = {"name": name, "file": f"{name}.safetensors", "arch": arch, "config": model.config, "sha256": sha}
+    (folder / "manifest.json").write_text(json.dumps({"models": [entry]}))
+    return folder / f"{name}.safetensors"
+
+
+def test_safetensors_roundtrip_fp16(tmp_path):
+    model = FastARCNN(channels=3).eval()
+    path = tmp_path / "m.safetensors"
+    sha = save_weights(model, path, arch="fastarcnn", metadata={"steps": 5})
+    assert sha == sha256_file(path)
+    loaded = load_file(path)
+    assert isinstance(loaded, FastARCNN) and loaded.config == model.config
+    x = torch.rand(1, 3, 24, 24)
+    with torch.no_grad():
+        assert torch.allclose(loaded(x), model(x), atol=2e-3)  # fp16 storage
+    assert not list(tmp_path.glob("*.part"))
+
+
+def test_manifest_name_loads_and_verifies_checksum(weights_dir):
+    path = _publish(weights_dir, "tiny", FBCNN(nc=(8, 16, 24, 32), nb=1), "fbcnn")
+    assert set(read_manifest()) == {"tiny"}
+    assert default_model_name() == "tiny"
+    assert isinstance(load_model("tiny"), FBCNN)
+    data = bytearray(path.read_bytes())
+    data[-10] ^= 0xFF
+    path.write_bytes(bytes(data))
+    with pytest.raises(WeightsError, match="checksum mismatch"):
+        load_model("tiny")
+
+
+def test_truncated_file_is_a_clear_error(tmp_path):
+    path = tmp_path / "m.safetensors"
+    save_weights(FastARCNN(), path, arch="fastarcnn")
+    path.write_bytes(path.read_bytes()[:500])
+    with pytest.raises(WeightsError, match="not a valid safetensors"):
+        load_file(path)
+
+
+def test_pth_state_dict_is_detected(tmp_path):
+    model = FBCNN(in_nc=1, out_nc=1, nc=(8, 16, 24, 32), nb=2)
+    path = tmp_path / "fbcnn_small.pth"
+    torch.save(model.state_dict(), path)
+    loaded = load_model(path)
+    assert isinstance(loaded, FBCNN) and loaded.config == model.config
+    torch.save({"params": model.state_dict()}, tmp_path / "wrapped.pth")
+    assert isinstance(load_file(tmp_path / "wrapped.pth"), FBCNN)
+
+
+class _Evil:
+    def __reduce__(self):
+        return (print, ("pwned",))
+
+
+def test_pth_with_arbitrary_objects_is_refused(tmp_path, capsys):
+    path = tmp_path / "evil.pth"
+    with open(path, "wb") as f:
+        pickle.dump({"x": _Evil()}, f)
+    with pytest.raises(WeightsError, match="weights-only"):
+        load_file(path)
+    assert "pwned" not in capsys.readouterr().out
+
+
+def test_shape_mismatch_names_the_tensor(tmp_path):
+    state = FastARCNN(channels=3).state_dict()
+    state["enhance.weight"] = torch.zeros(32, 32, 5, 5)
+    torch.save(state, tmp_path / "bad.pth")
+    with pytest.raises(WeightsError, match="enhance.weight"):
+        load_file(tmp_path / "bad.pth")
+
+
+def test_unknown_names_and_missing_files(weights_dir):
+    with pytest.raises(WeightsError, match="unknown model 'nope'"):
+        load_model("nope")
+    with pytest.raises(WeightsError, match="not found"):
+        load_model("missing/file.safetensors")
+    with pytest.raises(WeightsError, match="vsjpegfix weights download fbcnn_color"):
+        load_model("fbcnn_color")
+    with pytest.raises(WeightsError, match="no shipped weights"):
+        default_model_name()
+
+
+def test_any_spandrel_model_by_path(tmp_path):
+    dncnn = pytest.importorskip("spandrel.architectures.DnCNN.__arch.network_dncnn")
+    net = dncnn.DnCNN(in_nc=3, out_nc=3, nc=16, nb=9, act_mode="R")
+    path = tmp_path / "dncnn_random.pth"
+    torch.save(net.state_dict(), path)
+    model = load_model(path)
+    assert model.channels == 3 and model.frames == 1 and not model.has_quality
+    engine = Engine(model, device="cpu")
+    x = torch.rand(1, 3, 29, 35)
+    y, pred, used = engine.restore_tensor(x)
+    with torch.no_grad():
+        expected = net(x).clamp(0, 1)
+    assert y.shape == x.shape and pred is None and used is None
+    assert torch.allclose(y, expected, atol=1e-5)

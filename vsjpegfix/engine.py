@@ -1,0 +1,419 @@
+"""The restoration engine: planes in, planes out.
+
+One engine serves the VapourSynth plugin, the transcoder, the image mode and the scripts. It owns
+everything between decoded frames and restored frames: device and precision, colour conversion on
+the compute device, padding, tiling with overlap, batching, quality control and the CUDA
+out-of-memory fallback.
+
+Input frames are given as planes (one array or tensor per plane, shaped ``(N, h, w)``, or
+``(N, T, h, w)`` for a temporal model of T frames whose centre frame is restored) together with a
+:class:`~vsjpegfix.colour.PlaneFormat`. The output has the same format and sizes (``(N, h, w)``).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from .colour import PlaneFormat, luma_to_unit, planes_to_rgb, rgb_to_planes, unit_to_luma
+
+PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+TILE_ALIGN = 16  # tile origins keep the 8x8 JPEG grid (16x16 in luma for 4:2:0 chroma) and stride phases
+QualityArg = float | int | Sequence[float] | np.ndarray | torch.Tensor | None
+
+
+class EngineError(ValueError):
+    """Bad engine configuration or unsupported input."""
+
+
+@dataclass
+class RestoreResult:
+    """Restored planes plus the quality control used per frame (FBCNN-style models only)."""
+
+    planes: list
+    predicted_qf: list[float] | None = None
+    used_qf: list[float] | None = None
+
+
+def qf_to_quality(qf: torch.Tensor) -> torch.Tensor:
+    """JPEG quality factor (0..100) -> FBCNN model-space quality ``1 - QF/100``."""
+    return 1.0 - qf / 100.0
+
+
+def quality_to_qf(q: torch.Tensor) -> torch.Tensor:
+    """FBCNN model-space quality -> JPEG quality factor."""
+    return (1.0 - q) * 100.0
+
+
+def resolve_device(device: str | int | torch.device | None = "auto") -> torch.device:
+    """``auto`` (CUDA if available, else CPU), ``cpu``, ``cuda``, ``cuda:N`` or a CUDA index."""
+    if device is None or device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if isinstance(device, int):
+        device = f"cuda:{device}"
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise EngineError(f"unknown device {device!r}; use auto, cpu, cuda or cuda:N") from None
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise EngineError(f"device {device!r} requested but CUDA is not available on this machine")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise EngineError(f"device {device!r} requested but only {torch.cuda.device_count()} CUDA device(s) exist")
+    elif dev.type != "cpu":
+        raise EngineError(f"unsupported device {device!r}; use auto, cpu, cuda or cuda:N")
+    return dev
+
+
+def resolve_precision(precision: str, device: torch.device) -> torch.dtype:
+    """``auto`` (fp16 on CUDA, fp32 on CPU), ``fp32``, ``fp16`` or ``bf16`` (half precisions on CUDA only)."""
+    if precision == "auto":
+        return torch.float16 if device.type == "cuda" else torch.float32
+    if precision not in PRECISIONS:
+        raise EngineError(f"unknown precision {precision!r}; use auto, fp32, fp16 or bf16")
+    if precision != "fp32" and device.type != "cuda":
+        raise EngineError(f"precision {precision} needs a CUDA device; use fp32 on the CPU")
+    return PRECISIONS[precision]
+
+
+def _is_oom(exc: BaseException) -> bool:
+    text = str(exc).lower()
+    return isinstance(exc, torch.OutOfMemoryError) or "out of memory" in text or "can't allocate memory" in text
+
+
+def _spans(length: int, tile: int, overlap: int, align: int) -> list[tuple[int, int, int, int]]:
+    """Split ``[0, length)`` into cores that partition it, each inside a tile of at most ``tile``.
+
+    Returns ``(tile_start, tile_end, core_start, core_end)``; tile starts are multiples of
+    ``align`` and a core lies at least ``overlap`` from its tile's inner edges. The overlap is
+    limited to a quarter of the tile so that cores stay at least half the tile.
+    """
+    if length <= tile:
+        return [(0, length, 0, length)]
+    overlap = min(overlap, tile // 4)
+    core = max(align, (tile - 2 * overlap) // align * align)
+    bounds = list(range(0, length, core)) + [length]
+    spans = []
+    for a, b in zip(bounds[:-1], bounds[1:]):
+        start = max(0, (a - overlap) // align * align)
+        end = min(length, b + overlap)
+        spans.append((start, end, a, b))
+    return spans
+
+
+class Engine:
+    """Runs a restoration model on frames.
+
+    Args:
+        model: an ``nn.Module`` from :mod:`vsjpegfix.models` (or a spandrel wrapper), or a model
+            spec accepted by :func:`vsjpegfix.weights.load_model` (shipped name or path).
+        device: ``auto``, ``cpu``, ``cuda``, ``cuda:N`` or a CUDA index.
+        precision: ``auto``, ``fp32``, ``fp16`` or ``bf16``.
+        tile: maximum tile size in pixels (``(width, height)`` or one int); ``None`` or 0 = whole frames.
+        overlap: pixels of context around each tile's core.
+        batch_size: frames per model call.
+        qf: fixed JPEG quality factor 0..100 (FBCNN models); ``None`` = blind prediction.
+        qf_offset: added to the predicted (or fixed) QF, clamped to 0..100.
+        luma_only: restore only the Y plane of YUV input (chroma passes through untouched).
+        channels_last: use the channels-last memory format (default: on CUDA).
+    """
+
+    def __init__(
+        self,
+        model: nn.Module | str | os.PathLike,
+        *,
+        device: str | int | torch.device | None = "auto",
+        precision: str = "auto",
+        tile: int | tuple[int, int] | None = None,
+        overlap: int = 32,
+        batch_size: int = 1,
+        qf: float | None = None,
+        qf_offset: float = 0.0,
+        luma_only: bool = False,
+        channels_last: bool | None = None,
+    ) -> None:
+        if not isinstance(model, nn.Module):
+            from .weights import load_model
+
+            model = load_model(model)
+        self.device = resolve_device(device)
+        self.dtype = resolve_precision(precision, self.device)
+        if batch_size < 1:
+            raise EngineError(f"batch_size must be >= 1, got {batch_size}")
+        if overlap < 0:
+            raise EngineError(f"overlap must be >= 0, got {overlap}")
+        self.tile = self._check_tile(tile)
+        self.overlap = int(overlap)
+        self.batch_size = int(batch_size)
+        self.channels = int(getattr(model, "channels", 3))
+        self.frames = int(getattr(model, "frames", 1))
+        self.has_quality = bool(getattr(model, "has_quality", False))
+        if (qf is not None or qf_offset) and not self.has_quality:
+            raise EngineError(f"{type(model).__name__} has no quality control; qf and qf_offset need an FBCNN model")
+        if qf is not None and not 0 <= float(qf) <= 100:
+            raise EngineError(f"qf must be in 0..100, got {qf}")
+        if not -100 <= float(qf_offset) <= 100:
+            raise EngineError(f"qf_offset must be in -100..100, got {qf_offset}")
+        self.qf = None if qf is None else float(qf)
+        self.qf_offset = float(qf_offset)
+        self.luma_only = bool(luma_only)
+        self.channels_last = self.device.type == "cuda" if channels_last is None else bool(channels_last)
+        model = model.eval().requires_grad_(False).to(self.device, self.dtype)
+        if self.channels_last:
+            model = model.to(memory_format=torch.channels_last)
+        self.model = model
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def _check_tile(tile: int | tuple[int, int] | None) -> tuple[int, int] | None:
+        if tile is None or tile == 0 or tile == (0, 0):
+            return None
+        tw, th = (tile, tile) if isinstance(tile, int) else tile
+        if min(tw, th) < 32:
+            raise EngineError(f"tile size must be at least 32 pixels, got {tile}")
+        return int(tw), int(th)
+
+    # ------------------------------------------------------------------ tensors (model space)
+
+    def _quality_args(self, n: int, qf: QualityArg) -> tuple[torch.Tensor | None, Callable | None]:
+        """Override tensor and/or transform for FBCNN's quality control for a batch of ``n`` frames."""
+        if not self.has_quality:
+            return None, None
+        fixed = self.qf if qf is None else qf
+        offset = self.qf_offset
+        if fixed is not None:
+            values = torch.as_tensor(np.asarray(fixed, dtype=np.float32).reshape(-1)).to(self.device)
+            if values.numel() == 1:
+                values = values.expand(n)
+            if values.numel() != n:
+                raise EngineError(f"got {values.numel()} qf values for {n} frames")
+            if bool(((values < 0) | (values > 100)).any()):
+                raise EngineError("qf must be in 0..100")
+            return qf_to_quality((values + offset).clamp(0, 100)).reshape(n, 1), None
+        if offset:
+            return None, lambda q: qf_to_quality((quality_to_qf(q) + offset).clamp(0, 100))
+        return None, None
+
+    def _run(self, x: torch.Tensor, override: torch.Tensor | None, transform: Callable | None):
+        """One model call; returns (image, predicted q or None)."""
+        x = x.to(self.dtype)
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        if self.has_quality:
+            y, q = self.model(x, override.to(self.dtype) if override is not None else None, transform)
+            return y.float(), (None if override is not None else q.float())
+        return self.model(x).float(), None
+
+    def _predict_tiled(self, x: torch.Tensor) -> torch.Tensor:
+        """Frame-level predicted quality from tiles (area-weighted mean), so all tiles share one value."""
+        tw, th = self.tile
+        total = torch.zeros(x.shape[0], 1, device=x.device)
+        weight = 0
+        for ys, ye, _, _ in _spans(x.shape[-2], th, 0, TILE_ALIGN):
+            for xs, xe, _, _ in _spans(x.shape[-1], tw, 0, TILE_ALIGN):
+                area = (ye - ys) * (xe - xs)
+                part = x[..., ys:ye, xs:xe].to(self.dtype)
+                if self.channels_last:
+                    part = part.contiguous(memory_format=torch.channels_last)
+                total += self.model.predict_quality(part).float() * area
+                weight += area
+        return total / weight
+
+    def restore_tensor(self, x: torch.Tensor, qf: QualityArg = None) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
+        """Restore a batch in model space.
+
+        Args:
+            x: (N, C*T, H, W) float in [0, 1] on any device.
+            qf: per-call QF override (scalar or one per frame); default: the engine's setting.
+
+        Returns:
+            ``(restored (N, C, H, W) float32 in [0, 1] on the engine's device, predicted QF (N,) or
+            None, used QF (N,) or None)``.
+        """
+        expected = self.channels * self.frames
+        if x.ndim != 4 or x.shape[1] != expected:
+            raise EngineError(f"expected input (N, {expected}, H, W) for this model, got {tuple(x.shape)}")
+        x = x.to(self.device, non_blocking=True)
+        if isinstance(qf, torch.Tensor):
+            qf = qf.detach().cpu().numpy()
+        if qf is not None and np.ndim(qf) > 0 and np.size(qf) != x.shape[0]:
+            raise EngineError(f"got {np.size(qf)} qf values for {x.shape[0]} frames")
+        outs, preds, used = [], [], []
+        with torch.inference_mode():
+            for i in range(0, x.shape[0], self.batch_size):
+                chunk = x[i : i + self.batch_size]
+                chunk_qf = qf if qf is None or np.ndim(qf) == 0 else np.asarray(qf).reshape(-1)[i : i + self.batch_size]
+                override, transform = self._quality_args(chunk.shape[0], chunk_qf)
+                y, q_pred = self._restore_chunk(chunk, override, transform)
+                outs.append(y.clamp_(0, 1))
+                if self.has_quality:
+                    if q_pred is not None:
+                        preds.append(quality_to_qf(q_pred).reshape(-1))
+                        used_q = q_pred if transform is None else transform(q_pred)
+                    else:
+                        used_q = override
+                    used.append(quality_to_qf(used_q).reshape(-1))
+        y = torch.cat(outs)
+        pred = torch.cat(preds) if preds else None
+        use = torch.cat(used) if used else None
+        return y, pred, use
+
+    def _restore_chunk(self, x: torch.Tensor, override, transform):
+        while True:
+            try:
+                if self.tile is None or (x.shape[-1] <= self.tile[0] and x.shape[-2] <= self.tile[1]):
+                    return self._run(x, override, transform)
+                return self._restore_tiled(x, override, transform)
+            except (torch.OutOfMemoryError, RuntimeError) as exc:
+                if not _is_oom(exc):
+                    raise
+                if x.device.type == "cuda":
+                    torch.cuda.empty_cache()
+                h, w = x.shape[-2:]
+                current = self.tile or (w, h)
+                new = (max(64, current[0] // 2), max(64, current[1] // 2))
+                if new == current:
+                    raise
+                print(f"vsjpegfix: out of memory on {x.device}; retrying with {new[0]}x{new[1]} tiles", file=sys.stderr)
+                self.tile = new
+
+    def _restore_tiled(self, x: torch.Tensor, override, transform):
+        tw, th = self.tile
+        q_pred = None
+        if self.has_quality and override is None:
+            q_pred = self._predict_tiled(x)
+            override = q_pred if transform is None else transform(q_pred)
+        out = torch.empty(x.shape[0], self.channels, *x.shape[-2:], device=x.device, dtype=torch.float32)
+        for ys, ye, ca, cb in _spans(x.shape[-2], th, self.overlap, TILE_ALIGN):
+            for xs, xe, ra, rb in _spans(x.shape[-1], tw, self.overlap, TILE_ALIGN):
+                y, _ = self._run(x[..., ys:ye, xs:xe], override, None)
+                out[..., ca:cb, ra:rb] = y[..., ca - ys : cb - ys, ra - xs : rb - xs]
+        return out, q_pred
+
+    # ------------------------------------------------------------------ planes (frame formats)
+
+    def restore(self, planes: Sequence, fmt: PlaneFormat, *, qf: QualityArg = None) -> RestoreResult:
+        """Restore frames given as planes in ``fmt``; returns planes in the same format.
+
+        Args:
+            planes: one array/tensor per plane, ``(N, h, w)`` (``(N, T, h, w)`` for temporal models).
+                numpy input gives numpy output; tensors give tensors on the engine's device.
+            fmt: the planes' format and colour description.
+            qf: per-call QF override (scalar or one per frame).
+        """
+        try:
+            fmt.validate()
+        except ValueError as exc:
+            raise EngineError(str(exc)) from None
+        if len(planes) != fmt.num_planes:
+            raise EngineError(f"{fmt.family} input needs {fmt.num_planes} planes, got {len(planes)}")
+        as_numpy = isinstance(planes[0], np.ndarray)
+        out_dtypes = [p.dtype for p in planes]
+        tensors = [self._upload(p) for p in planes]
+        t = self.frames
+        if t > 1:
+            if any(p.ndim != 4 or p.shape[1] != t for p in tensors):
+                raise EngineError(f"a {t}-frame model needs planes shaped (N, {t}, h, w)")
+            n = tensors[0].shape[0]
+            tensors = [p.reshape(n * t, *p.shape[2:]) for p in tensors]
+        elif any(p.ndim != 3 for p in tensors):
+            raise EngineError("planes must be shaped (N, h, w)")
+        n = tensors[0].shape[0] // t
+        restored, pred, used = self._restore_planes(tensors, fmt, n, t, qf)
+        if as_numpy:
+            restored = [r.cpu().numpy().astype(dt, copy=False) for r, dt in zip(restored, out_dtypes)]
+        return RestoreResult(
+            restored,
+            None if pred is None else [float(v) for v in pred.cpu()],
+            None if used is None else [float(v) for v in used.cpu()],
+        )
+
+    def _upload(self, plane) -> torch.Tensor:
+        if isinstance(plane, torch.Tensor):
+            t = plane
+        else:
+            arr = np.ascontiguousarray(plane)
+            if arr.dtype == np.uint16:
+                arr = arr.view(np.int16)
+                t = torch.from_numpy(arr).to(self.device, non_blocking=True).to(torch.int32) & 0xFFFF
+                return t
+            if arr.dtype not in (np.uint8, np.float16, np.float32):
+                raise EngineError(f"unsupported plane dtype {arr.dtype}; use uint8, uint16, float16 or float32")
+            t = torch.from_numpy(arr)
+        if t.dtype == torch.uint16:
+            t = t.to(torch.int32)
+        return t.to(self.device, non_blocking=True)
+
+    def _centre(self, x: torch.Tensor, n: int, t: int) -> torch.Tensor:
+        """(N*T, C, H, W) -> centre frames (N, C, H, W)."""
+        return x.reshape(n, t, *x.shape[1:])[:, t // 2]
+
+    def _stack(self, x: torch.Tensor, n: int, t: int) -> torch.Tensor:
+        """(N*T, C, H, W) -> (N, T*C, H, W), frames in order on the channel axis."""
+        return x.reshape(n, t * x.shape[1], *x.shape[2:])
+
+    def _restore_planes(self, planes: list[torch.Tensor], fmt: PlaneFormat, n: int, t: int, qf: QualityArg):
+        centre_planes = [p.reshape(n, t, *p.shape[1:])[:, t // 2] for p in planes]
+        if self.channels == 1:
+            # A gray model restores each plane on its own (Y only in luma-only mode).
+            out, pred, used = [], None, None
+            for i, plane in enumerate(planes):
+                if i > 0 and (self.luma_only or fmt.family == "gray"):
+                    out.append(centre_planes[i].clone())
+                    continue
+                unit = self._plane_to_unit(plane, fmt, i)
+                y, p_qf, u_qf = self.restore_tensor(self._stack(unit, n, t), qf)
+                if i == 0:
+                    pred, used = p_qf, u_qf
+                out.append(self._unit_to_plane(y, fmt, i, planes[i].dtype))
+            return out, pred, used
+        if fmt.family == "gray":
+            gray = planes_to_rgb(planes, fmt)  # (N*T, 1, H, W)
+            y, pred, used = self.restore_tensor(self._stack(gray.expand(-1, 3, -1, -1), n, t), qf)
+            return rgb_to_planes(y.mean(dim=1, keepdim=True), fmt), pred, used
+        rgb = planes_to_rgb(planes, fmt)
+        y, pred, used = self.restore_tensor(self._stack(rgb, n, t), qf)
+        out = rgb_to_planes(y, fmt)
+        if self.luma_only and fmt.family == "yuv":
+            out = [out[0], *[p.clone() for p in centre_planes[1:]]]
+        return out, pred, used
+
+    @staticmethod
+    def _plane_to_unit(plane: torch.Tensor, fmt: PlaneFormat, index: int) -> torch.Tensor:
+        """A single plane (M, h, w) -> (M, 1, h, w) in [0, 1] for a gray model."""
+        if index == 0 or fmt.family == "rgb":
+            return luma_to_unit(plane, fmt if fmt.family != "rgb" else PlaneFormat("gray", fmt.bits, fmt.is_float, full_range=True))[:, None]
+        return _chroma_to_unit(plane, fmt)[:, None]
+
+    @staticmethod
+    def _unit_to_plane(y: torch.Tensor, fmt: PlaneFormat, index: int, dtype: torch.dtype) -> torch.Tensor:
+        if index == 0 or fmt.family == "rgb":
+            return unit_to_luma(y[:, 0], fmt if fmt.family != "rgb" else PlaneFormat("gray", fmt.bits, fmt.is_float, full_range=True))
+        return _unit_to_chroma(y[:, 0], fmt)
+
+
+def _chroma_to_unit(plane: torch.Tensor, fmt: PlaneFormat) -> torch.Tensor:
+    """Chroma plane -> [0, 1] with neutral grey at 0.5, for a gray model."""
+    if fmt.is_float:
+        return (plane.float() + 0.5).clamp(0, 1)
+    mul = 1 << (fmt.bits - 8)
+    if fmt.full_range:
+        return (plane.float() / ((1 << fmt.bits) - 1)).clamp(0, 1)
+    return ((plane.float() - 16 * mul) / (224 * mul)).clamp(0, 1)
+
+
+def _unit_to_chroma(x: torch.Tensor, fmt: PlaneFormat) -> torch.Tensor:
+    if fmt.is_float:
+        return (x - 0.5).to(torch.float16 if fmt.bits == 16 else torch.float32)
+    mul = 1 << (fmt.bits - 8)
+    peak = (1 << fmt.bits) - 1
+    v = x * peak if fmt.full_range else x * (224 * mul) + 16 * mul
+    v = v.round_().clamp_(0, peak)
+    return v.to(torch.uint8 if fmt.bits == 8 else torch.int32)

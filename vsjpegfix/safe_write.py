@@ -1,0 +1,48 @@
+"""Never destroy a file: write to a temporary name in the destination folder, rename when complete."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+from pathlib import Path
+from typing import Iterator
+
+
+class OutputError(ValueError):
+    """The output path cannot be used (exists, is the input, unwritable folder)."""
+
+
+def check_output(src: Path, dst: Path, *, overwrite: bool) -> None:
+    """Refuse to write ``dst`` when it is ``src``, exists without ``overwrite``, or its folder is missing."""
+    if dst.exists() and src.exists() and os.path.samefile(src, dst):
+        raise OutputError(f"output {dst} is the input file; choose another name")
+    if dst.is_dir():
+        raise OutputError(f"output {dst} is a directory")
+    if dst.exists() and not overwrite:
+        raise OutputError(f"output {dst} exists; pass --overwrite to replace it")
+    parent = dst.parent if str(dst.parent) else Path(".")
+    if not parent.is_dir():
+        raise OutputError(f"output folder {parent} does not exist")
+    if not os.access(parent, os.W_OK):
+        raise OutputError(f"output folder {parent} is not writable")
+
+
+def temporary_name(dst: Path) -> Path:
+    """A hidden temporary path beside ``dst`` that keeps its extension (so muxers pick the format)."""
+    return dst.with_name(f".{dst.stem}.{secrets.token_hex(4)}.part{dst.suffix}")
+
+
+@contextlib.contextmanager
+def atomic_output(dst: Path) -> Iterator[Path]:
+    """Yield a temporary path; on success rename it onto ``dst``, on any failure (or Ctrl-C) delete it."""
+    tmp = temporary_name(dst)
+    try:
+        yield tmp
+        with open(tmp, "rb+") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, dst)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
