@@ -1,3 +1,24 @@
-"""vsjpegfix: CNN deblocking and compression-artifact removal for video (FBCNN, ARCNN, Fast ARCNN)."""
+"""vsjpegfix: CNN deblocking and compression-artifact removal for video (FBCNN, ARCNN, Fast ARCNN).
+
+VapourSynth use::
+
+    import vsjpegfix
+    clip = vsjpegfix.fbcnn(clip)            # or fastarcnn / arcnn / deblock(clip, model=...)
+
+The filters are imported lazily, so the command line does not need a VapourSynth core.
+"""
+
+from __future__ import annotations
+
+from typing import Any
 
 __version__ = "0.1.0"
+__all__ = ["fbcnn", "fastarcnn", "arcnn", "deblock", "__version__"]
+
+
+def __getattr__(name: str) -> Any:
+    if name in ("fbcnn", "fastarcnn", "arcnn", "deblock"):
+        from . import vapoursynth_plugin
+
+        return getattr(vapoursynth_plugin, name)
+    raise AttributeError(f"module 'vsjpegfix' has no attribute {name!r}")

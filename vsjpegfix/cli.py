@@ -26,17 +26,44 @@ def _fail(message: str, code: int = EXIT_ERROR) -> int:
 def _restore_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="vsjpegfix",
-        description="Remove JPEG/H.264/HEVC compression artifacts with FBCNN, ARCNN or Fast ARCNN. "
-        "Other commands: 'vsjpegfix weights list|download NAME', 'vsjpegfix models'.",
+        description="Remove JPEG/H.264/HEVC compression artifacts from a video or image with FBCNN, ARCNN or "
+        "Fast ARCNN. Other commands: 'vsjpegfix batch SRC DST', 'vsjpegfix weights list|download NAME', "
+        "'vsjpegfix models'.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    p.add_argument("input", type=Path, help="input image")
-    p.add_argument("output", type=Path, help="output image (.png, .webp lossless, .jpg quality 95)")
+    p.add_argument("input", type=Path, help="input video or image")
+    p.add_argument("output", type=Path, help="output video (container from the extension) or image (.png, .webp, .jpg)")
     add_engine_options(p)
-    p.add_argument("--overwrite", action="store_true", help="replace an existing output")
-    p.add_argument("--quiet", action="store_true", help="print nothing but errors")
+    add_output_options(p)
     p.add_argument("--version", action="version", version=f"vsjpegfix {__version__}")
     return p
+
+
+def _batch_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="vsjpegfix batch",
+        description="Restore every video and image under SRC into the same relative layout under DST. "
+        "Finished outputs are skipped when run again, so an interrupted batch resumes.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument("src", type=Path, help="source folder (searched recursively)")
+    p.add_argument("dst", type=Path, help="destination folder")
+    p.add_argument("--glob", default=None, help="only files whose relative path or name matches this pattern, e.g. '*.mp4'")
+    add_engine_options(p)
+    add_output_options(p)
+    return p
+
+
+def add_output_options(p: argparse.ArgumentParser) -> None:
+    """Encoder, safety and reporting options."""
+    p.add_argument("--codec", default="libx264", help="video encoder: libx264, libx265, ffv1 (lossless) or any PyAV offers")
+    p.add_argument("--crf", type=float, default=None, help="constant rate factor (default: 16 for libx264, 18 for libx265)")
+    p.add_argument("--preset", default=None, help="encoder preset (libx264/libx265), e.g. slow")
+    p.add_argument("--pix-fmt", default=None, help="output pixel format (default: the input's, 10-bit included)")
+    p.add_argument("--matrix", default=None, choices=["709", "601", "2020"], help="colour matrix of untagged video (default: 709 for HD, 601 for SD)")
+    p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+    p.add_argument("--quiet", action="store_true", help="no progress bar or warnings; errors only")
+    p.add_argument("--json", dest="json_report", type=Path, default=None, metavar="REPORT", help="write a JSON report here")
 
 
 def add_engine_options(p: argparse.ArgumentParser) -> None:
@@ -44,7 +71,7 @@ def add_engine_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", default=None, help="shipped model name, official checkpoint name, or weights path (default: best shipped)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     p.add_argument("--precision", default="auto", choices=["auto", "fp32", "fp16", "bf16"], help="compute precision")
-    p.add_argument("--qf", default="auto", help="FBCNN quality control: 'auto' (blind prediction) or a JPEG quality 0..100")
+    p.add_argument("--qf", default="auto", help="FBCNN quality control: 'auto' (blind prediction), a JPEG quality 0..100, or 'qp' (follow the H.264 stream's quantiser)")
     p.add_argument("--qf-offset", type=float, default=0.0, help="added to the predicted or given QF (FBCNN)")
     p.add_argument("--tile", type=int, default=0, help="tile size in pixels (0 = whole frames)")
     p.add_argument("--overlap", type=int, default=32, help="tile overlap in pixels")
@@ -58,7 +85,7 @@ def build_engine(args: argparse.Namespace):
     from .weights import default_model_name, load_model
 
     qf = None
-    if str(args.qf).lower() != "auto":
+    if str(args.qf).lower() not in ("auto", "qp"):
         try:
             qf = float(args.qf)
         except ValueError:
@@ -77,27 +104,80 @@ def build_engine(args: argparse.Namespace):
     )
 
 
+def _restore_file(engine, src: Path, dst: Path, args: argparse.Namespace, overall=None) -> dict:
+    """Restore one image or video; returns its report entry."""
+    from .image_io import is_image_path, restore_image_file
+    from .transcode import TranscodeOptions, transcode
+
+    if is_image_path(src):
+        if not is_image_path(dst):
+            raise ValueError(f"{dst}: unsupported output extension {dst.suffix!r} for an image (use .png, .webp or .jpg)")
+        result = restore_image_file(engine, src, dst, overwrite=args.overwrite)
+        return {"kind": "image", "predicted_qf": result.predicted_qf, "qf": result.used_qf}
+    options = TranscodeOptions(
+        codec=args.codec,
+        crf=args.crf,
+        preset=args.preset,
+        pix_fmt=args.pix_fmt,
+        qf="qp" if str(args.qf).lower() == "qp" else "auto",
+        matrix={"709": "bt709", "601": "bt601", "2020": "bt2020"}.get(args.matrix) if args.matrix else None,
+        overwrite=args.overwrite,
+        progress=not args.quiet,
+    )
+    report = transcode(src, dst, engine, options, overall=overall)
+    return {"kind": "video", **report.as_dict()}
+
+
+def _write_json(path: Path | None, payload: dict) -> None:
+    if path is None:
+        return
+    from .safe_write import atomic_output
+
+    with atomic_output(path) as tmp:
+        tmp.write_text(json.dumps(payload, indent=2, default=str), encoding="utf-8")
+
+
 def _cmd_restore(argv: list[str]) -> int:
     args = _restore_parser().parse_args(argv)
-    from .image_io import is_image_path, restore_image_file
+    from .safe_write import check_output
 
     src: Path = args.input
     if not src.exists():
         return _fail(f"{src}: no such file")
     if src.is_dir():
-        return _fail(f"{src} is a directory")
-    if not is_image_path(src):
-        return _fail(f"{src}: only still images are supported by this version (video transcoding is not built yet)")
+        return _fail(f"{src} is a directory (use 'vsjpegfix batch SRC DST' for folders)")
+    check_output(src, args.output, overwrite=args.overwrite)
     engine = build_engine(args)
-    result = restore_image_file(engine, src, args.output, overwrite=args.overwrite)
+    entry = _restore_file(engine, src, args.output, args)
+    _write_json(args.json_report, {"files": [{"input": str(src), "output": str(args.output), "status": "ok", **entry}]})
     if not args.quiet:
-        extra = ""
-        if result.predicted_qf:
-            extra = f" (predicted QF {result.predicted_qf[0]:.1f}, used {result.used_qf[0]:.1f})"
-        elif result.used_qf:
-            extra = f" (QF {result.used_qf[0]:.1f})"
+        if entry["kind"] == "image":
+            extra = f" (predicted QF {entry['predicted_qf'][0]:.1f})" if entry.get("predicted_qf") else ""
+        else:
+            extra = f": {entry['frames']} frames, {entry['fps']:.2f} fps"
         print(f"vsjpegfix: wrote {args.output}{extra}", file=sys.stderr)
     return 0
+
+
+def _cmd_batch(argv: list[str]) -> int:
+    args = _batch_parser().parse_args(argv)
+    from .batch import run_batch
+
+    if not args.src.is_dir():
+        return _fail(f"{args.src} is not a directory")
+    engine = build_engine(args)
+    entries = run_batch(
+        args.src, args.dst, lambda s, d: _restore_file(engine, s, d, args), pattern=args.glob,
+        overwrite=args.overwrite, quiet=args.quiet,
+    )
+    counts = {k: sum(e.status == k for e in entries) for k in ("ok", "skipped", "failed")}
+    _write_json(args.json_report, {"summary": counts, "files": [e.__dict__ for e in entries]})
+    if not args.quiet or counts["failed"]:
+        print(f"vsjpegfix: {counts['ok']} restored, {counts['skipped']} skipped, {counts['failed']} failed", file=sys.stderr)
+        for e in entries:
+            if e.status == "failed":
+                print(f"vsjpegfix:   failed: {e.input}: {e.reason}", file=sys.stderr)
+    return EXIT_ERROR if counts["failed"] else 0
 
 
 def _cmd_weights(argv: list[str]) -> int:
@@ -135,22 +215,40 @@ def _cmd_models(argv: list[str]) -> int:
     return 0
 
 
-COMMANDS = {"weights": _cmd_weights, "models": _cmd_models}
+COMMANDS = {"weights": _cmd_weights, "models": _cmd_models, "batch": _cmd_batch}
+
+
+def _terminate(signum, frame) -> None:  # noqa: ARG001
+    raise KeyboardInterrupt
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``vsjpegfix`` console script."""
     argv = sys.argv[1:] if argv is None else argv
+    import signal
+
+    import av
+
     from .download import DownloadError
     from .engine import EngineError
+    from .transcode import TranscodeError
+
+    if threading_is_main():
+        signal.signal(signal.SIGTERM, _terminate)
 
     command = COMMANDS.get(argv[0]) if argv else None
     try:
         return command(argv[1:]) if command else _cmd_restore(argv)
     except KeyboardInterrupt:
         return _fail("interrupted", EXIT_INTERRUPTED)
-    except (ValueError, DownloadError, EngineError, OSError) as exc:
+    except (ValueError, DownloadError, EngineError, TranscodeError, OSError, av.FFmpegError) as exc:
         return _fail(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+
+
+def threading_is_main() -> bool:
+    import threading
+
+    return threading.current_thread() is threading.main_thread()
 
 
 if __name__ == "__main__":

@@ -92,8 +92,7 @@ def jpeg(img: np.ndarray, qf: int, *, subsampling: int = SUBSAMPLING_420) -> np.
         pil.save(buf, format="JPEG", quality=qf, subsampling=subsampling)
     buf.seek(0)
     with Image.open(buf) as decoded:
-        out = np.asarray(decoded.convert(pil.mode))
-    return np.ascontiguousarray(out)
+        return np.array(decoded.convert(pil.mode))  # a writable copy
 
 
 def shift_crop(img: np.ndarray, shift: tuple[int, int]) -> np.ndarray:
