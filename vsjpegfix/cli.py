@@ -71,7 +71,7 @@ def add_engine_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", default=None, help="shipped model name, official checkpoint name, or weights path (default: best shipped)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     p.add_argument("--precision", default="auto", choices=["auto", "fp32", "fp16", "bf16"], help="compute precision")
-    p.add_argument("--qf", default="auto", help="FBCNN quality control: 'auto' (blind prediction), a JPEG quality 0..100, or 'qp' (follow the H.264 stream's quantiser)")
+    p.add_argument("--qf", default="auto", help="FBCNN quality control: 'auto' (a JPEG file's own QF, else blind prediction), 'blind', a JPEG quality 0..100, or 'qp' (follow the H.264 stream's quantiser)")
     p.add_argument("--qf-offset", type=float, default=0.0, help="added to the predicted or given QF (FBCNN)")
     p.add_argument("--tile", type=int, default=0, help="tile size in pixels (0 = whole frames)")
     p.add_argument("--overlap", type=int, default=32, help="tile overlap in pixels")
@@ -85,11 +85,11 @@ def build_engine(args: argparse.Namespace):
     from .weights import default_model_name, load_model
 
     qf = None
-    if str(args.qf).lower() not in ("auto", "qp"):
+    if str(args.qf).lower() not in ("auto", "qp", "blind"):
         try:
             qf = float(args.qf)
         except ValueError:
-            raise ValueError(f"--qf must be 'auto' or a number 0..100, got {args.qf!r}") from None
+            raise ValueError(f"--qf must be 'auto', 'blind', 'qp' or a number 0..100, got {args.qf!r}") from None
     model = load_model(args.model or default_model_name())
     return Engine(
         model,
@@ -112,8 +112,8 @@ def _restore_file(engine, src: Path, dst: Path, args: argparse.Namespace, overal
     if is_image_path(src):
         if not is_image_path(dst):
             raise ValueError(f"{dst}: unsupported output extension {dst.suffix!r} for an image (use .png, .webp or .jpg)")
-        result = restore_image_file(engine, src, dst, overwrite=args.overwrite)
-        return {"kind": "image", "predicted_qf": result.predicted_qf, "qf": result.used_qf}
+        report = restore_image_file(engine, src, dst, overwrite=args.overwrite, use_file_qf=str(args.qf).lower() != "blind")
+        return {"kind": "image", **report.__dict__}
     options = TranscodeOptions(
         codec=args.codec,
         crf=args.crf,
@@ -152,7 +152,14 @@ def _cmd_restore(argv: list[str]) -> int:
     _write_json(args.json_report, {"files": [{"input": str(src), "output": str(args.output), "status": "ok", **entry}]})
     if not args.quiet:
         if entry["kind"] == "image":
-            extra = f" (predicted QF {entry['predicted_qf'][0]:.1f})" if entry.get("predicted_qf") else ""
+            parts = []
+            if entry.get("file_qf") is not None:
+                parts.append(f"file QF {entry['file_qf']:g}")
+            if entry.get("qf") is not None:
+                parts.append(f"used QF {entry['qf']:.1f}")
+            if entry.get("predicted_qf") is not None:
+                parts.append(f"predicted QF {entry['predicted_qf']:.1f}")
+            extra = f" ({', '.join(parts)})" if parts else ""
         else:
             extra = f": {entry['frames']} frames, {entry['fps']:.2f} fps"
         print(f"vsjpegfix: wrote {args.output}{extra}", file=sys.stderr)

@@ -123,6 +123,8 @@ class Engine:
         qf_offset: added to the predicted (or fixed) QF, clamped to 0..100.
         luma_only: restore only the Y plane of YUV input (chroma passes through untouched).
         channels_last: use the channels-last memory format (default: on CUDA).
+        max_frame_pixels: frames larger than this are tiled (``tile`` or 1024x1024 tiles) even
+            when ``tile`` is not set; None = never (large photos set it to bound memory).
     """
 
     def __init__(
@@ -138,6 +140,7 @@ class Engine:
         qf_offset: float = 0.0,
         luma_only: bool = False,
         channels_last: bool | None = None,
+        max_frame_pixels: int | None = None,
     ) -> None:
         if not isinstance(model, nn.Module):
             from .weights import load_model
@@ -150,6 +153,7 @@ class Engine:
         if overlap < 0:
             raise EngineError(f"overlap must be >= 0, got {overlap}")
         self.tile = self._check_tile(tile)
+        self.max_frame_pixels = max_frame_pixels
         self.overlap = int(overlap)
         self.batch_size = int(batch_size)
         self.channels = int(getattr(model, "channels", 3))
@@ -268,6 +272,8 @@ class Engine:
     def _restore_chunk(self, x: torch.Tensor, override, transform):
         while True:
             try:
+                if self.tile is None and self.max_frame_pixels and x.shape[-1] * x.shape[-2] > self.max_frame_pixels:
+                    self.tile = (1024, 1024)
                 if self.tile is None or (x.shape[-1] <= self.tile[0] and x.shape[-2] <= self.tile[1]):
                     return self._run(x, override, transform)
                 return self._restore_tiled(x, override, transform)
@@ -334,6 +340,33 @@ class Engine:
             None if pred is None else [float(v) for v in pred.cpu()],
             None if used is None else [float(v) for v in used.cpu()],
         )
+
+    def predict_qf(self, planes: Sequence, fmt: PlaneFormat) -> list[float]:
+        """Blind QF prediction for frames given as planes (FBCNN models), without restoring them."""
+        if not self.has_quality:
+            raise EngineError(f"{type(self.model).__name__} has no quality predictor")
+        tensors = [self._upload(p) for p in planes]
+        if self.channels == 1:
+            x = self._plane_to_unit(tensors[0], fmt, 0)
+        else:
+            x = planes_to_rgb(tensors, fmt)
+            if x.shape[1] == 1:
+                x = x.expand(-1, 3, -1, -1)
+        if self.frames > 1:
+            x = x.repeat(1, self.frames, 1, 1)
+        out = []
+        with torch.inference_mode():
+            for i in range(0, x.shape[0], self.batch_size):
+                chunk = x[i : i + self.batch_size]
+                if self.tile is not None and (chunk.shape[-1] > self.tile[0] or chunk.shape[-2] > self.tile[1]):
+                    q = self._predict_tiled(chunk)
+                else:
+                    part = chunk.to(self.dtype)
+                    if self.channels_last:
+                        part = part.contiguous(memory_format=torch.channels_last)
+                    q = self.model.predict_quality(part).float()
+                out.extend(float(v) for v in quality_to_qf(q).reshape(-1).cpu())
+        return out
 
     def _upload(self, plane) -> torch.Tensor:
         if isinstance(plane, torch.Tensor):

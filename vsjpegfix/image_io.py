@@ -1,22 +1,71 @@
-"""Still images through the engine (Pillow in, Pillow out)."""
+"""Still images through the engine: JPEG (and PNG, WebP, ...) in; PNG, lossless WebP or JPEG out.
+
+* A JPEG file's quantisation tables give its quality factor; with ``--qf auto`` an FBCNN model is
+  controlled by it (by the smaller, dominant QF when an earlier compression on a shifted grid is
+  detected), and the blind prediction is reported beside it.
+* EXIF orientation is applied before restoration; the EXIF block (orientation reset) and the ICC
+  profile are kept in the output, so colours are restored in the image's own colour space and
+  shown as before.
+* Grayscale images go through a gray model when the model is gray, else through the colour
+  model as gray; RGBA keeps its alpha untouched; CMYK, 16-bit and other modes are refused.
+* Animated GIF/WebP/PNG are refused with a clear message.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from .colour import PlaneFormat
 from .engine import Engine, RestoreResult
+from .jpeg_quality import DoubleJpegEstimate, QualityEstimate, detect_double_jpeg, dominant_qf, estimate_qf
 from .safe_write import atomic_output, check_output
 
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff"}
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif"}
+OUTPUT_KINDS = {
+    ".png": ("PNG", {}),
+    ".webp": ("WEBP", {"lossless": True, "quality": 100}),
+    ".jpg": ("JPEG", {"quality": 95, "subsampling": 0}),
+    ".jpeg": ("JPEG", {"quality": 95, "subsampling": 0}),
+    ".tif": ("TIFF", {"compression": "tiff_deflate"}),
+    ".tiff": ("TIFF", {"compression": "tiff_deflate"}),
+    ".bmp": ("BMP", {}),
+}
 RGB8 = PlaneFormat("rgb", 8)
 GRAY8 = PlaneFormat("gray", 8, full_range=True)
+LARGE_IMAGE_PIXELS = 4_000_000  # larger images are tiled to bound memory
 
 
 class ImageError(ValueError):
     """An image cannot be read, restored or written."""
+
+
+@dataclass
+class LoadedImage:
+    """Decoded pixels plus what must survive into the output."""
+
+    pixels: np.ndarray  # HxW (gray) or HxWx3 uint8, orientation applied
+    alpha: np.ndarray | None = None
+    icc_profile: bytes | None = None
+    exif: bytes | None = None
+    file_quality: QualityEstimate | None = None
+    double: DoubleJpegEstimate | None = None
+    format: str = ""
+
+
+@dataclass
+class ImageReport:
+    """Per-image facts for the JSON report."""
+
+    file_qf: float | None = None
+    file_qf_exact: bool | None = None
+    double_jpeg: dict[str, Any] | None = None
+    qf: float | None = None
+    predicted_qf: float | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def is_image_path(path: Path) -> bool:
@@ -24,55 +73,128 @@ def is_image_path(path: Path) -> bool:
     return path.suffix.lower() in IMAGE_SUFFIXES
 
 
-def read_image(path: Path) -> np.ndarray:
-    """Decode an 8-bit gray (HxW) or RGB (HxWx3) image; other modes are refused with a clear error."""
+def load_image(path: Path, *, analyse_jpeg: bool = True) -> LoadedImage:
+    """Decode an image for restoration (see the module docstring for what is supported)."""
     from PIL import Image, ImageOps, UnidentifiedImageError
 
     try:
-        with Image.open(path) as im:
-            im = ImageOps.exif_transpose(im)
-            im.load()
+        im = Image.open(path)
     except FileNotFoundError:
         raise ImageError(f"{path}: no such file") from None
-    except (UnidentifiedImageError, OSError, SyntaxError) as exc:
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         raise ImageError(f"{path}: not a readable image ({exc})") from None
-    if im.mode not in ("L", "RGB"):
-        raise ImageError(f"{path}: image mode {im.mode} is not supported (8-bit gray or RGB only)")
-    return np.asarray(im)
+    with im:
+        if getattr(im, "is_animated", False) and getattr(im, "n_frames", 1) > 1:
+            raise ImageError(f"{path}: animated images ({im.n_frames} frames) are not supported; convert them to a video first")
+        fmt = im.format or ""
+        quality = None
+        if fmt == "JPEG" and getattr(im, "quantization", None):
+            try:
+                quality = estimate_qf(im.quantization)
+            except ValueError:
+                quality = None
+        icc = im.info.get("icc_profile")
+        exif = im.getexif()
+        try:
+            oriented = ImageOps.exif_transpose(im)
+            oriented.load()
+        except (OSError, SyntaxError, ValueError) as exc:
+            raise ImageError(f"{path}: truncated or corrupt image ({exc})") from None
+        mode = oriented.mode
+        alpha = None
+        if mode in ("P", "PA"):
+            oriented = oriented.convert("RGBA" if "transparency" in oriented.info or mode == "PA" else "RGB")
+            mode = oriented.mode
+        if mode == "LA":
+            alpha = np.asarray(oriented.getchannel("A"))
+            oriented = oriented.convert("L")
+        elif mode == "RGBA":
+            alpha = np.asarray(oriented.getchannel("A"))
+            oriented = oriented.convert("RGB")
+        elif mode == "1":
+            oriented = oriented.convert("L")
+        elif mode not in ("L", "RGB"):
+            raise ImageError(f"{path}: image mode {mode} is not supported (8-bit gray, RGB or RGBA only; convert CMYK/16-bit images first)")
+        pixels = np.asarray(oriented)
+    if exif and 0x0112 in exif:
+        exif[0x0112] = 1  # orientation applied to the pixels
+    double = detect_double_jpeg(pixels) if analyse_jpeg and quality is not None else None
+    return LoadedImage(pixels, alpha, icc, exif.tobytes() if exif else None, quality, double, fmt)
 
 
-def restore_array(engine: Engine, img: np.ndarray) -> tuple[np.ndarray, RestoreResult]:
-    """Restore one HxW or HxWx3 uint8 image with ``engine``."""
+def read_image(path: Path) -> np.ndarray:
+    """Decoded 8-bit gray (HxW) or RGB (HxWx3) pixels of an image file."""
+    return load_image(path, analyse_jpeg=False).pixels
+
+
+def _planes(img: np.ndarray) -> tuple[list[np.ndarray], PlaneFormat]:
     if img.ndim == 2:
-        result = engine.restore([img[None]], GRAY8)
+        return [img[None]], GRAY8
+    return [np.ascontiguousarray(img[None, :, :, c]) for c in range(3)], RGB8
+
+
+def restore_array(engine: Engine, img: np.ndarray, *, qf: float | None = None) -> tuple[np.ndarray, RestoreResult]:
+    """Restore one HxW or HxWx3 uint8 image with ``engine`` (``qf`` overrides its quality control)."""
+    planes, fmt = _planes(img)
+    result = engine.restore(planes, fmt, qf=qf)
+    if img.ndim == 2:
         return result.planes[0][0], result
-    planes = [np.ascontiguousarray(img[None, :, :, c]) for c in range(3)]
-    result = engine.restore(planes, RGB8)
     return np.stack([p[0] for p in result.planes], axis=-1), result
 
 
-def write_image(img: np.ndarray, path: Path) -> None:
-    """Encode by extension: PNG, lossless WebP, or JPEG at quality 95 (4:4:4)."""
+def write_image(img: np.ndarray, path: Path, *, alpha: np.ndarray | None = None, icc_profile: bytes | None = None,
+                exif: bytes | None = None, jpeg_quality: int = 95) -> None:
+    """Encode by extension (PNG, lossless WebP, JPEG, TIFF, BMP), keeping ICC, EXIF and alpha."""
     from PIL import Image
 
     suffix = path.suffix.lower()
-    if suffix in (".part",):
-        suffix = Path(path.stem).suffix.lower()
-    im = Image.fromarray(img)
-    kinds = {".png": ("PNG", {}), ".webp": ("WEBP", {"lossless": True}), ".jpg": ("JPEG", {"quality": 95, "subsampling": 0}),
-             ".jpeg": ("JPEG", {"quality": 95, "subsampling": 0}), ".bmp": ("BMP", {}), ".tif": ("TIFF", {}), ".tiff": ("TIFF", {})}
-    if suffix not in kinds:
+    if suffix not in OUTPUT_KINDS:
         raise ImageError(f"{path}: unsupported output extension {suffix!r} (use .png, .webp or .jpg)")
-    fmt, opts = kinds[suffix]
-    im.save(path, format=fmt, **opts)
+    kind, opts = OUTPUT_KINDS[suffix]
+    opts = dict(opts)
+    if kind == "JPEG":
+        opts["quality"] = int(jpeg_quality)
+    im = Image.fromarray(img)
+    if alpha is not None and kind in ("PNG", "WEBP", "TIFF"):
+        im.putalpha(Image.fromarray(alpha))
+    if icc_profile and kind in ("PNG", "WEBP", "JPEG", "TIFF"):
+        opts["icc_profile"] = icc_profile
+    if exif and kind in ("PNG", "WEBP", "JPEG", "TIFF"):
+        opts["exif"] = exif
+    im.save(path, format=kind, **opts)
 
 
-def restore_image_file(engine: Engine, src: Path, dst: Path, *, overwrite: bool = False) -> RestoreResult:
-    """Restore image ``src`` into ``dst`` (written to a temporary name, renamed when complete)."""
+def restore_image_file(
+    engine: Engine, src: Path, dst: Path, *, overwrite: bool = False, use_file_qf: bool = True, jpeg_quality: int = 95
+) -> ImageReport:
+    """Restore image ``src`` into ``dst`` (written to a temporary name, renamed when complete).
+
+    With an FBCNN model in blind mode and a JPEG input, the file's own QF (or the dominant QF of a
+    double compression) controls the restoration when ``use_file_qf``; the blind prediction is
+    reported beside it.
+    """
     check_output(src, dst, overwrite=overwrite)
-    if dst.suffix.lower() not in (".png", ".webp", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"):
+    if dst.suffix.lower() not in OUTPUT_KINDS:
         raise ImageError(f"{dst}: unsupported output extension {dst.suffix!r} (use .png, .webp or .jpg)")
-    out, result = restore_array(engine, read_image(src))
+    loaded = load_image(src, analyse_jpeg=engine.has_quality)
+    report = ImageReport()
+    control = None
+    if loaded.file_quality is not None:
+        report.file_qf, report.file_qf_exact = loaded.file_quality.qf, loaded.file_quality.exact
+        if loaded.double is not None:
+            report.double_jpeg = {
+                "detected": loaded.double.detected, "shift": list(loaded.double.shift),
+                "qf1": loaded.double.qf1, "strength": round(loaded.double.strength, 3),
+            }
+        if engine.has_quality and engine.qf is None and use_file_qf:
+            control = dominant_qf(loaded.file_quality.qf, loaded.double)
+    if engine.max_frame_pixels is None and loaded.pixels.shape[0] * loaded.pixels.shape[1] > LARGE_IMAGE_PIXELS:
+        engine.max_frame_pixels = LARGE_IMAGE_PIXELS
+    out, result = restore_array(engine, loaded.pixels, qf=control)
+    if engine.has_quality:
+        planes, fmt = _planes(loaded.pixels)
+        report.predicted_qf = result.predicted_qf[0] if result.predicted_qf else engine.predict_qf(planes, fmt)[0]
+        report.qf = result.used_qf[0] if result.used_qf else None
     with atomic_output(dst) as tmp:
-        write_image(out, tmp)
-    return result
+        write_image(out, tmp, alpha=loaded.alpha, icc_profile=loaded.icc_profile, exif=loaded.exif, jpeg_quality=jpeg_quality)
+    return report
