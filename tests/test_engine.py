@@ -65,21 +65,15 @@ def _planes_for(fmt, n=2):
 
 
 @pytest.mark.parametrize("fmt", FORMATS, ids=lambda f: f"{f.family}{f.bits}{'f' if f.is_float else ''}-{f.subsampling}")
-def test_identity_model_keeps_every_format(fmt):
+def test_identity_model_returns_every_format_exactly(fmt):
     planes = _planes_for(fmt)
     engine = Engine(_identity(FastARCNN(channels=3)), device="cpu")
     result = engine.restore(planes, fmt)
     assert [p.shape for p in result.planes] == [p.shape for p in planes]
     assert [p.dtype for p in result.planes] == [p.dtype for p in planes]
     for before, after in zip(planes, result.planes):
-        diff = np.abs(before.astype(np.float64) - after.astype(np.float64))
-        if fmt.is_float:
-            tol = 2e-3 if fmt.bits == 16 else 1e-5
-        elif fmt.subsampling == (0, 0):
-            tol = 1  # RGB<->YUV 4:4:4 round trip: rounding only
-        else:
-            tol = 0.03 * ((1 << fmt.bits) - 1)  # chroma down(up(x)) is close to, not exactly, identity
-        assert diff.max() <= tol, (fmt, diff.max())
+        # the model's correction is zero, so every sample comes back exactly (no resampling loss)
+        assert np.array_equal(before, after), (fmt, np.abs(before.astype(float) - after.astype(float)).max())
     assert result.predicted_qf is None and result.used_qf is None
 
 
@@ -105,6 +99,15 @@ def test_luma_only_passes_chroma_untouched():
     # without luma_only a gray model restores every plane on its own
     out = Engine(gray_engine.model, device="cpu").restore(planes, fmt).planes
     assert not np.array_equal(out[1], planes[1])
+
+
+def test_out_of_range_samples_survive_where_the_model_changes_nothing():
+    fmt = FORMATS[0]
+    planes = [p.copy() for p in _planes_for(fmt, n=1)]
+    planes[0][0, :4, :4] = 2  # superblack, below limited-range 16
+    planes[0][0, -4:, -4:] = 254  # superwhite
+    out = Engine(_identity(FastARCNN(channels=3)), device="cpu").restore(planes, fmt).planes
+    assert out[0][0, 0, 0] == 2 and out[0][0, -1, -1] == 254
 
 
 def test_gray_model_on_gray_matches_direct_model_call():

@@ -353,9 +353,15 @@ def _plane_to_float(p: torch.Tensor, scale: float, offset: float, fmt: PlaneForm
     return (x - offset) * (1.0 / scale)
 
 
-def _float_to_plane(x: torch.Tensor, scale: float, offset: float, fmt: PlaneFormat, out_dtype: torch.dtype) -> torch.Tensor:
+def _float_to_plane(
+    x: torch.Tensor, scale: float, offset: float, fmt: PlaneFormat, out_dtype: torch.dtype, rounded: bool = True
+) -> torch.Tensor:
     if fmt.is_float:
         return x.to(out_dtype)
+    if not rounded:
+        if not out_dtype.is_floating_point:
+            raise ValueError("rounded=False needs a floating point out_dtype")
+        return (x * scale + offset).to(out_dtype)
     q = torch.round(x * scale + offset).clamp_(0, (1 << fmt.bits) - 1)
     if out_dtype.is_floating_point:
         return q.to(out_dtype)
@@ -450,6 +456,7 @@ def rgb_to_planes(
     *,
     out_dtype: torch.dtype | None = None,
     chroma_filter: BicubicFilter = CHROMA_FILTER,
+    rounded: bool = True,
 ) -> list[torch.Tensor]:
     """Inverse of :func:`planes_to_rgb`: ``(N, 3, H, W)`` RGB (``(N, 1, H, W)`` for gray) -> planes of ``fmt``.
 
@@ -459,7 +466,8 @@ def rgb_to_planes(
     legal and kept.  Float formats give Y/RGB in [0, 1] nominal and U/V in
     [-0.5, 0.5] nominal, unclamped, like VapourSynth.  ``out_dtype`` defaults to
     :func:`storage_dtype`; a float ``out_dtype`` on an integer format gives the
-    rounded code values as floats.  Outputs are on ``rgb``'s device.
+    rounded code values as floats, and with ``rounded=False`` the exact (unrounded, unclamped)
+    code values.  Outputs are on ``rgb``'s device.
     """
     fmt.validate()
     if not isinstance(rgb, torch.Tensor) or not rgb.is_floating_point():
@@ -478,7 +486,7 @@ def rgb_to_planes(
 
     if fmt.family in ("gray", "rgb"):
         s, o = _luma_scale_offset(fmt)
-        return [_float_to_plane(x[..., i, :, :], s, o, fmt, out_dtype) for i in range(channels)]
+        return [_float_to_plane(x[..., i, :, :], s, o, fmt, out_dtype, rounded) for i in range(channels)]
 
     kr, kb = MATRIX_COEFFICIENTS[fmt.matrix]  # type: ignore[index]
     kg = 1.0 - kr - kb
@@ -491,9 +499,9 @@ def rgb_to_planes(
     ys, yo = _luma_scale_offset(fmt)
     cs, co = _chroma_scale_offset(fmt)
     return [
-        _float_to_plane(y, ys, yo, fmt, out_dtype),
-        _float_to_plane(u, cs, co, fmt, out_dtype),
-        _float_to_plane(v, cs, co, fmt, out_dtype),
+        _float_to_plane(y, ys, yo, fmt, out_dtype, rounded),
+        _float_to_plane(u, cs, co, fmt, out_dtype, rounded),
+        _float_to_plane(v, cs, co, fmt, out_dtype, rounded),
     ]
 
 
@@ -514,11 +522,11 @@ def luma_to_unit(y: torch.Tensor, fmt: PlaneFormat, *, dtype: torch.dtype = torc
     return _plane_to_float(y, s, o, fmt, _compute_dtype(dtype)).to(dtype)
 
 
-def unit_to_luma(x: torch.Tensor, fmt: PlaneFormat, *, out_dtype: torch.dtype | None = None) -> torch.Tensor:
+def unit_to_luma(x: torch.Tensor, fmt: PlaneFormat, *, out_dtype: torch.dtype | None = None, rounded: bool = True) -> torch.Tensor:
     """Inverse of :func:`luma_to_unit`: round and clamp to the storage range (integer) or pass through (float)."""
     _check_luma_format(fmt)
     if not isinstance(x, torch.Tensor) or not x.is_floating_point():
         raise TypeError("x must be a floating point torch tensor")
     s, o = _luma_scale_offset(fmt)
     cdtype = torch.float64 if x.dtype == torch.float64 else torch.float32
-    return _float_to_plane(x.to(cdtype), s, o, fmt, out_dtype or storage_dtype(fmt))
+    return _float_to_plane(x.to(cdtype), s, o, fmt, out_dtype or storage_dtype(fmt), rounded)

@@ -347,7 +347,7 @@ class Engine:
             raise EngineError(f"{type(self.model).__name__} has no quality predictor")
         tensors = [self._upload(p) for p in planes]
         if self.channels == 1:
-            x = self._plane_to_unit(tensors[0], fmt, 0)
+            x = _plane_to_unit(tensors[0], fmt, 0).clamp(0, 1)
         else:
             x = planes_to_rgb(tensors, fmt)
             if x.shape[1] == 1:
@@ -393,60 +393,84 @@ class Engine:
         return x.reshape(n, t * x.shape[1], *x.shape[2:])
 
     def _restore_planes(self, planes: list[torch.Tensor], fmt: PlaneFormat, n: int, t: int, qf: QualityArg):
-        centre_planes = [p.reshape(n, t, *p.shape[1:])[:, t // 2] for p in planes]
+        """Restore planes; the model's correction (output minus its input, in exact code values) is
+        added to the original samples, so whatever the model leaves alone (out-of-range values,
+        chroma detail lost by resampling) is kept exactly."""
+        centre = [p.reshape(n, t, *p.shape[1:])[:, t // 2] for p in planes]
         if self.channels == 1:
             # A gray model restores each plane on its own (Y only in luma-only mode).
             out, pred, used = [], None, None
             for i, plane in enumerate(planes):
                 if i > 0 and (self.luma_only or fmt.family == "gray"):
-                    out.append(centre_planes[i].clone())
+                    out.append(centre[i].clone())
                     continue
-                unit = self._plane_to_unit(plane, fmt, i)
+                unit = _plane_to_unit(plane, fmt, i).clamp(0, 1)
                 y, p_qf, u_qf = self.restore_tensor(self._stack(unit, n, t), qf)
                 if i == 0:
                     pred, used = p_qf, u_qf
-                out.append(self._unit_to_plane(y, fmt, i, planes[i].dtype))
+                x = self._centre(unit, n, t)
+                out.append(_apply_delta(centre[i], _unit_to_code(y, fmt, i) - _unit_to_code(x, fmt, i), fmt))
             return out, pred, used
+        rgb = planes_to_rgb(planes, fmt)  # clamped to [0, 1]: the model's input
+        model_in = rgb.expand(-1, 3, -1, -1) if fmt.family == "gray" else rgb
+        y, pred, used = self.restore_tensor(self._stack(model_in, n, t), qf)
+        x = self._centre(rgb, n, t)
         if fmt.family == "gray":
-            gray = planes_to_rgb(planes, fmt)  # (N*T, 1, H, W)
-            y, pred, used = self.restore_tensor(self._stack(gray.expand(-1, 3, -1, -1), n, t), qf)
-            return rgb_to_planes(y.mean(dim=1, keepdim=True), fmt), pred, used
-        rgb = planes_to_rgb(planes, fmt)
-        y, pred, used = self.restore_tensor(self._stack(rgb, n, t), qf)
-        out = rgb_to_planes(y, fmt)
+            y = y.mean(dim=1, keepdim=True)
+        new = rgb_to_planes(y, fmt, out_dtype=torch.float32, rounded=False)
+        old = rgb_to_planes(x, fmt, out_dtype=torch.float32, rounded=False)
+        out = [_apply_delta(c, a - b, fmt) for c, a, b in zip(centre, new, old)]
         if self.luma_only and fmt.family == "yuv":
-            out = [out[0], *[p.clone() for p in centre_planes[1:]]]
+            out = [out[0], *[p.clone() for p in centre[1:]]]
         return out, pred, used
 
-    @staticmethod
-    def _plane_to_unit(plane: torch.Tensor, fmt: PlaneFormat, index: int) -> torch.Tensor:
-        """A single plane (M, h, w) -> (M, 1, h, w) in [0, 1] for a gray model."""
-        if index == 0 or fmt.family == "rgb":
-            return luma_to_unit(plane, fmt if fmt.family != "rgb" else PlaneFormat("gray", fmt.bits, fmt.is_float, full_range=True))[:, None]
-        return _chroma_to_unit(plane, fmt)[:, None]
 
-    @staticmethod
-    def _unit_to_plane(y: torch.Tensor, fmt: PlaneFormat, index: int, dtype: torch.dtype) -> torch.Tensor:
-        if index == 0 or fmt.family == "rgb":
-            return unit_to_luma(y[:, 0], fmt if fmt.family != "rgb" else PlaneFormat("gray", fmt.bits, fmt.is_float, full_range=True))
-        return _unit_to_chroma(y[:, 0], fmt)
+def _gray_view(fmt: PlaneFormat) -> PlaneFormat:
+    """Full-range gray description of one RGB channel."""
+    return PlaneFormat("gray", fmt.bits, fmt.is_float, full_range=True)
+
+
+def _plane_to_unit(plane: torch.Tensor, fmt: PlaneFormat, index: int) -> torch.Tensor:
+    """A single plane (M, h, w) -> (M, 1, h, w) in [0, 1] for a gray model (chroma: grey at 0.5)."""
+    if fmt.family == "rgb":
+        return luma_to_unit(plane, _gray_view(fmt))[:, None]
+    if index == 0:
+        return luma_to_unit(plane, fmt)[:, None]
+    return _chroma_to_unit(plane, fmt)[:, None]
+
+
+def _unit_to_code(x: torch.Tensor, fmt: PlaneFormat, index: int) -> torch.Tensor:
+    """Inverse of :func:`_plane_to_unit` in exact (unrounded) code values, (M, h, w) float32."""
+    if fmt.family == "rgb":
+        return unit_to_luma(x[:, 0], _gray_view(fmt), out_dtype=torch.float32, rounded=False)
+    if index == 0:
+        return unit_to_luma(x[:, 0], fmt, out_dtype=torch.float32, rounded=False)
+    return _unit_to_chroma(x[:, 0], fmt)
+
+
+def _apply_delta(original: torch.Tensor, delta: torch.Tensor, fmt: PlaneFormat) -> torch.Tensor:
+    """Add a correction in code values to original samples; round and clamp to the storage range."""
+    if fmt.is_float:
+        return (original.float() + delta).to(original.dtype)
+    peak = (1 << fmt.bits) - 1
+    return (original.float() + delta).round_().clamp_(0, peak).to(original.dtype)
 
 
 def _chroma_to_unit(plane: torch.Tensor, fmt: PlaneFormat) -> torch.Tensor:
     """Chroma plane -> [0, 1] with neutral grey at 0.5, for a gray model."""
     if fmt.is_float:
-        return (plane.float() + 0.5).clamp(0, 1)
+        return plane.float() + 0.5
     mul = 1 << (fmt.bits - 8)
     if fmt.full_range:
-        return (plane.float() / ((1 << fmt.bits) - 1)).clamp(0, 1)
-    return ((plane.float() - 16 * mul) / (224 * mul)).clamp(0, 1)
+        return plane.float() / ((1 << fmt.bits) - 1)
+    return (plane.float() - 16 * mul) / (224 * mul)
 
 
 def _unit_to_chroma(x: torch.Tensor, fmt: PlaneFormat) -> torch.Tensor:
+    """Inverse of :func:`_chroma_to_unit` in exact (unrounded) code values."""
     if fmt.is_float:
-        return (x - 0.5).to(torch.float16 if fmt.bits == 16 else torch.float32)
+        return x - 0.5
     mul = 1 << (fmt.bits - 8)
-    peak = (1 << fmt.bits) - 1
-    v = x * peak if fmt.full_range else x * (224 * mul) + 16 * mul
-    v = v.round_().clamp_(0, peak)
-    return v.to(torch.uint8 if fmt.bits == 8 else torch.int32)
+    if fmt.full_range:
+        return x * ((1 << fmt.bits) - 1)
+    return x * (224 * mul) + 16 * mul
