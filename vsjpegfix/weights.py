@@ -116,6 +116,9 @@ def save_weights(
     tmp = path.with_name(f".{path.name}.{os.getpid()}.part")
     try:
         save_file(tensors, str(tmp), metadata=meta)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o644 & ~umask)  # readable like any other shipped file
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)

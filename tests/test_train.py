@@ -1,0 +1,138 @@
+"""scripts/train.py end to end on a tiny image folder: log, resume, export (CPU, a few seconds)."""
+
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from skimage import data
+
+from vsjpegfix.weights import load_file, read_state_dict
+
+SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "train.py"
+
+
+@pytest.fixture(scope="module")
+def train_script():
+    """scripts/train.py imported as a module (for in-process runs and its helpers)."""
+    sys.path.insert(0, str(SCRIPT.parent))
+    try:
+        import train
+    finally:
+        sys.path.remove(str(SCRIPT.parent))
+    return train
+
+
+@pytest.fixture(scope="module")
+def folders(tmp_path_factory):
+    root = tmp_path_factory.mktemp("train_data")
+    img = data.astronaut()
+    train, val = root / "train" / "sub", root / "val"
+    train.mkdir(parents=True)
+    val.mkdir()
+    for i, (y, x) in enumerate([(0, 0), (96, 200), (250, 300), (400, 100)]):
+        Image.fromarray(img[y : y + 80, x : x + 96]).save(train / f"t{i}.png")
+    Image.fromarray(img[300:340, 0:48]).save(root / "train" / "small.jpg", quality=95)
+    for i, (y, x) in enumerate([(150, 150), (350, 400)]):
+        Image.fromarray(img[y : y + 48, x : x + 64]).save(val / f"v{i}.png")
+    return root / "train", val
+
+
+def _args(folders, out: Path, *extra: str) -> list[str]:
+    train, val = folders
+    return [
+        "--arch", "fastarcnn", "--channels", "3",
+        "--train", str(train), "--val", str(val), "--out", str(out),
+        "--batch", "4", "--crop", "16", "--lr", "1e-3", "--warmup", "2", "--degrade", "mix",
+        "--val-every", "6", "--val-n", "2", "--val-crop", "32", "--log-every", "2", "--save-every", "6",
+        "--threads", "1", "--no-progress", "--seed", "3", *extra,
+    ]  # fmt: skip
+
+
+def _run(folders, out: Path, *extra: str) -> subprocess.CompletedProcess:
+    cmd = [sys.executable, str(SCRIPT), *_args(folders, out, *extra)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc
+
+
+def _log(out: Path) -> list[dict]:
+    return [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+
+
+def test_train_resume_export(folders, tmp_path, train_script):
+    out = tmp_path / "run"
+    _run(folders, out, "--steps", "20", "--stop-at", "12", "--workers", "1")
+    log = _log(out)
+    losses = [r["loss"] for r in log if "loss" in r]
+    assert [r["step"] for r in log if "loss" in r] == list(range(2, 13, 2))
+    assert losses and all(math.isfinite(v) and 0 < v < 1 for v in losses)
+    vals = [r for r in log if "val_gain_db" in r]
+    assert [r["step"] for r in vals] == [0, 6, 12] and all(math.isfinite(r["val_psnr_model"]) for r in vals)
+    ckpt = torch.load(out / "last.pt", map_location="cpu", weights_only=True)
+    assert ckpt["step"] == 12 and (out / "best.pt").is_file()
+
+    weights = tmp_path / "tiny.safetensors"
+    proc = _run(folders, out, "--steps", "20", "--workers", "0", "--resume", "--export", str(weights), "--name", "tiny")
+    assert "resumed from" in proc.stderr and "at step 12" in proc.stderr
+    log2 = _log(out)[len(log) :]
+    assert [r["step"] for r in log2 if "loss" in r] == [14, 16, 18, 20]
+    assert torch.load(out / "last.pt", map_location="cpu", weights_only=True)["step"] == 20
+
+    entry = json.loads(proc.stdout)
+    assert entry["name"] == "tiny" and entry["file"] == "tiny.safetensors" and entry["arch"] == "fastarcnn"
+    assert entry["config"] == {"channels": 3, "frames": 1, "residual": True}
+    assert entry["training"]["steps"] == 20 and entry["training"]["batch"] == 4 and entry["training"]["crop"] == 16
+    assert "val_psnr_gain_qf10_db" in entry["training"]
+    state, _ = read_state_dict(weights)
+    assert all(v.dtype == torch.float16 for v in state.values())
+
+    model = load_file(weights, sha256=entry["sha256"])
+    x = torch.rand(1, 3, 24, 20)
+    with torch.no_grad():
+        y = model(x)
+    assert y.shape == x.shape and torch.isfinite(y).all()
+
+    # the interrupted + resumed run equals an uninterrupted one (batches depend on (seed, step) only)
+    straight = tmp_path / "straight"
+    threads = torch.get_num_threads()
+    try:  # in-process, to save a Python start-up
+        assert train_script.main(_args(folders, straight, "--steps", "20", "--workers", "0")) == 0
+    finally:
+        torch.set_num_threads(threads)
+    a = torch.load(out / "last.pt", map_location="cpu", weights_only=True)["model"]
+    b = torch.load(straight / "last.pt", map_location="cpu", weights_only=True)["model"]
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], rtol=1e-4, atol=1e-5)
+
+
+def test_train_refuses_overlapping_val(folders, tmp_path, train_script):
+    train, _ = folders
+    with pytest.raises(SystemExit, match="overlap"):
+        train_script.main(["--train", str(train), "--val", str(train / "sub"), "--out", str(tmp_path), "--steps", "1"])
+
+
+def test_make_batch_is_deterministic_and_grid_aligned(train_script):
+    img = data.astronaut()
+    a = train_script.make_batch([img], seed=1, step=5, batch=3, crop=32, degrade="jpeg")
+    b = train_script.make_batch([img], seed=1, step=5, batch=3, crop=32, degrade="jpeg")
+    c = train_script.make_batch([img], seed=1, step=6, batch=3, crop=32, degrade="jpeg")
+    for u, v in zip(a, b):
+        torch.testing.assert_close(u, v, equal_nan=True)
+    assert not torch.equal(a[1], c[1])
+    x, y, label = a
+    assert x.shape == y.shape == (3, 3, 32, 32) and label.shape == (3, 1)
+    assert ((label > 0) & (label < 1)).all()
+    # each clean patch is a flip/rotation of an image region whose origin is on the 8x8 JPEG grid
+    patch = (y[0].permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
+    variants = [np.rot90(p, k) for p in (patch, patch[::-1]) for k in range(4)]  # the dihedral group
+    hits = []
+    for v in variants:
+        ys, xs = np.nonzero((img[: -31 : 8, : -31 : 8] == v[0, 0]).all(axis=-1))  # top-left pixel matches
+        hits += [(8 * i, 8 * j) for i, j in zip(ys, xs) if np.array_equal(img[8 * i : 8 * i + 32, 8 * j : 8 * j + 32], v)]
+    assert hits
