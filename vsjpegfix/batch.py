@@ -1,14 +1,20 @@
 """Restore every video (and image) under a folder into the same layout under another folder.
 
-A batch can be interrupted at any point and run again: finished outputs exist only after their
-atomic rename, so they are skipped; unfinished ones left as temporary files by a killed run are
-removed and redone. A failing file does not stop the others.
+A batch can be interrupted at any point (Ctrl-C, SIGTERM, even SIGKILL or a crash) and run again:
+an output exists only after its atomic rename, so finished files are skipped; unfinished ones
+left as temporary files (``.NAME.XXXXXXXX.part.EXT``) by a killed run are removed at the start of
+the next run and redone. A failing file does not stop the others; each file's outcome (restored,
+skipped, failed with the reason) is returned for the summary and the JSON report.
+
+Two batches must not write into the same destination folder at the same time: each removes the
+other's temporary files when it starts.
 """
 
 from __future__ import annotations
 
 import fnmatch
 import os
+import re
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,6 +24,7 @@ from .image_io import IMAGE_SUFFIXES
 
 VIDEO_SUFFIXES = {".mp4", ".mkv", ".mov", ".m4v", ".avi", ".webm", ".ts", ".m2ts", ".mts", ".flv", ".wmv", ".mpg", ".mpeg", ".3gp", ".y4m"}
 TEMP_MARK = ".part"
+STATUSES = ("ok", "skipped", "failed")
 
 
 @dataclass
@@ -30,12 +37,23 @@ class BatchEntry:
     reason: str = ""
     details: dict[str, Any] = field(default_factory=dict)
 
+    def as_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+def summarize(entries: list[BatchEntry]) -> dict[str, int]:
+    """Number of files per status."""
+    return {k: sum(e.status == k for e in entries) for k in STATUSES}
+
 
 def find_media(src: Path, pattern: str | None = None, *, images: bool = True) -> Iterator[Path]:
-    """Media files under ``src`` (sorted, recursive), optionally filtered by a glob on the relative path."""
+    """Media files under ``src`` (sorted, recursive), optionally filtered by a glob on the relative path.
+
+    Hidden files and folders (a leading dot, e.g. temporary outputs) are skipped.
+    """
     suffixes = VIDEO_SUFFIXES | (IMAGE_SUFFIXES if images else set())
     for root, dirs, files in os.walk(src):
-        dirs.sort()
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
         for name in sorted(files):
             path = Path(root) / name
             if name.startswith(".") or path.suffix.lower() not in suffixes:
@@ -46,14 +64,22 @@ def find_media(src: Path, pattern: str | None = None, *, images: bool = True) ->
             yield path
 
 
+_TEMPORARY = re.compile(r"^\..*\.[0-9a-f]{8}" + re.escape(TEMP_MARK) + r"(\.[^.]*)?$")
+
+
+def is_temporary(name: str) -> bool:
+    """Is ``name`` a temporary output of :func:`vsjpegfix.safe_write.temporary_name` (``.NAME.XXXXXXXX.part.EXT``)?"""
+    return bool(_TEMPORARY.match(name))
+
+
 def remove_stale_temporaries(dst: Path) -> list[Path]:
-    """Delete temporary outputs (``.NAME.XXXXXXXX.part.EXT``) left by an interrupted run."""
+    """Delete temporary outputs left by an interrupted run (hidden ``.NAME.XXXXXXXX.part.EXT`` files)."""
     removed = []
     if not dst.is_dir():
         return removed
     for root, _, files in os.walk(dst):
         for name in files:
-            if name.startswith(".") and TEMP_MARK + "." in name or name.endswith(TEMP_MARK):
+            if is_temporary(name):
                 path = Path(root) / name
                 path.unlink(missing_ok=True)
                 removed.append(path)
@@ -68,25 +94,34 @@ def run_batch(
     pattern: str | None = None,
     overwrite: bool = False,
     quiet: bool = False,
+    entries: list[BatchEntry] | None = None,
 ) -> list[BatchEntry]:
-    """Apply ``restore_one(input, output)`` to every media file of ``src``; returns one entry per file."""
+    """Apply ``restore_one(input, output)`` to every media file of ``src``; returns one entry per file.
+
+    ``entries``, when given, receives each entry as soon as its file is done, so a caller still has
+    them when the batch is interrupted (KeyboardInterrupt propagates).
+    """
+    src, dst = Path(src), Path(dst)
     if not src.is_dir():
         raise ValueError(f"{src} is not a directory")
     src_r, dst_r = src.resolve(), dst.resolve()
     if dst_r == src_r or src_r in dst_r.parents:
         raise ValueError("the destination folder must not be the source folder or inside it")
-    dst.mkdir(parents=True, exist_ok=True)
+    try:
+        dst.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ValueError(f"cannot create the destination folder {dst}: {exc.strerror or exc}") from None
     removed = remove_stale_temporaries(dst)
     if removed and not quiet:
         print(f"vsjpegfix: removed {len(removed)} unfinished output(s) of an interrupted run", file=sys.stderr)
-    entries: list[BatchEntry] = []
+    entries = [] if entries is None else entries
     for path in find_media(src, pattern):
         out = dst / path.relative_to(src)
         if out.exists() and not overwrite:
             entries.append(BatchEntry(str(path), str(out), "skipped", "output exists"))
             continue
-        out.parent.mkdir(parents=True, exist_ok=True)
         try:
+            out.parent.mkdir(parents=True, exist_ok=True)
             details = restore_one(path, out)
         except KeyboardInterrupt:
             raise

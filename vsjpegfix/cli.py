@@ -23,16 +23,41 @@ def _fail(message: str, code: int = EXIT_ERROR) -> int:
     return code
 
 
+class _HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Every option's help ends with its default: the help text's own "(default: ...)", else the value."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if "default" in text or action.default is argparse.SUPPRESS or not action.option_strings:
+            return text
+        if isinstance(action, (argparse._StoreTrueAction, argparse._StoreFalseAction)):
+            return f"{text} (default: {'on' if action.default else 'off'})"
+        if isinstance(action, (argparse._HelpAction, argparse._VersionAction)):
+            return text
+        return f"{text} (default: {'none' if action.default is None else '%(default)s'})"
+
+
+_VIDEO_NOTES = """
+video output keeps: the frame count and every frame's timestamp (variable frame rate and start time
+included); audio, subtitle and data streams (copied without re-encoding, text subtitles converted
+when the container needs another format, anything else dropped with a warning); colour tags,
+sample aspect ratio, rotation, metadata and chapters; the pixel format (10-bit stays 10-bit) when
+the encoder can write it. The output is written to a temporary file beside it and renamed only when
+complete; Ctrl-C or SIGTERM removes the temporary file and exits with status 130.
+"""
+
+
 def _restore_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="vsjpegfix",
         description="Remove JPEG/H.264/HEVC compression artifacts from a video or image with FBCNN, ARCNN or "
         "Fast ARCNN. Other commands: 'vsjpegfix batch SRC DST', 'vsjpegfix weights list|download NAME', "
         "'vsjpegfix models'.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        epilog=_VIDEO_NOTES,
+        formatter_class=_HelpFormatter,
     )
     p.add_argument("input", type=Path, help="input video or image")
-    p.add_argument("output", type=Path, help="output video (container from the extension) or image (.png, .webp, .jpg)")
+    p.add_argument("output", type=Path, help="output video (container from the extension: .mkv, .mp4, .mov, .ts, ...) or image (.png, .webp, .jpg)")
     add_engine_options(p)
     add_output_options(p)
     p.add_argument("--version", action="version", version=f"vsjpegfix {__version__}")
@@ -42,13 +67,16 @@ def _restore_parser() -> argparse.ArgumentParser:
 def _batch_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="vsjpegfix batch",
-        description="Restore every video and image under SRC into the same relative layout under DST. "
-        "Finished outputs are skipped when run again, so an interrupted batch resumes.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        description="Restore every video and image under SRC (searched recursively) into the same relative "
+        "layout under DST (same file names, so the same containers). Outputs appear only when complete: "
+        "a batch that was interrupted (even killed) resumes when run again, skipping finished files and "
+        "redoing unfinished ones. A failing file does not stop the others; the exit status is 1 if any failed.",
+        epilog=_VIDEO_NOTES,
+        formatter_class=_HelpFormatter,
     )
     p.add_argument("src", type=Path, help="source folder (searched recursively)")
-    p.add_argument("dst", type=Path, help="destination folder")
-    p.add_argument("--glob", default=None, help="only files whose relative path or name matches this pattern, e.g. '*.mp4'")
+    p.add_argument("dst", type=Path, help="destination folder (created if missing; must not be inside SRC)")
+    p.add_argument("--glob", default=None, help="only files whose relative path or name matches this pattern, e.g. '*.mp4' (default: every video and image)")
     add_engine_options(p)
     add_output_options(p)
     return p
@@ -56,22 +84,22 @@ def _batch_parser() -> argparse.ArgumentParser:
 
 def add_output_options(p: argparse.ArgumentParser) -> None:
     """Encoder, safety and reporting options."""
-    p.add_argument("--codec", default="libx264", help="video encoder: libx264, libx265, ffv1 (lossless) or any PyAV offers")
-    p.add_argument("--crf", type=float, default=None, help="constant rate factor (default: 16 for libx264, 18 for libx265)")
-    p.add_argument("--preset", default=None, help="encoder preset (libx264/libx265), e.g. slow")
-    p.add_argument("--pix-fmt", default=None, help="output pixel format (default: the input's, 10-bit included)")
-    p.add_argument("--matrix", default=None, choices=["709", "601", "2020"], help="colour matrix of untagged video (default: 709 for HD, 601 for SD)")
+    p.add_argument("--codec", default="libx264", help="video encoder: libx264, libx265, ffv1 (lossless), libvpx-vp9, libsvtav1 or any other FFmpeg video encoder")
+    p.add_argument("--crf", type=float, default=None, help="constant rate factor (default: 16 for libx264, 18 for libx265, 20 for libvpx-vp9, 24 for libsvtav1; none for other encoders)")
+    p.add_argument("--preset", default=None, help="encoder preset for libx264/libx265/libsvtav1, e.g. slow (default: the encoder's own, medium for libx264)")
+    p.add_argument("--pix-fmt", default=None, help="output pixel format, e.g. yuv420p (default: the input's, 10-bit included, or the nearest the encoder can write; odd-sized 4:2:0 becomes 4:4:4 except with ffv1)")
+    p.add_argument("--matrix", default=None, choices=["709", "601", "2020"], help="colour matrix of YUV video without a matrix tag (default: 709 for HD, 601 for SD, with a warning)")
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     p.add_argument("--quiet", action="store_true", help="no progress bar or warnings; errors only")
-    p.add_argument("--json", dest="json_report", type=Path, default=None, metavar="REPORT", help="write a JSON report here")
+    p.add_argument("--json", dest="json_report", type=Path, default=None, metavar="REPORT", help="write a JSON report here: per file status, reason, streams copied/converted/dropped, warnings, per-frame QP/QF (default: no report)")
 
 
 def add_engine_options(p: argparse.ArgumentParser) -> None:
     """Options shared by every command that restores frames."""
-    p.add_argument("--model", default=None, help="shipped model name, official checkpoint name, or weights path (default: best shipped)")
+    p.add_argument("--model", default=None, help="shipped model name, official checkpoint name, or weights path (default: the best shipped model)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
-    p.add_argument("--precision", default="auto", choices=["auto", "fp32", "fp16", "bf16"], help="compute precision")
-    p.add_argument("--qf", default="auto", help="FBCNN quality control: 'auto' (a JPEG file's own QF, else blind prediction), 'blind', a JPEG quality 0..100, or 'qp' (follow the H.264 stream's quantiser)")
+    p.add_argument("--precision", default="auto", choices=["auto", "fp32", "fp16", "bf16"], help="compute precision (default: auto = fp16 on CUDA, fp32 on the CPU)")
+    p.add_argument("--qf", default="auto", help="FBCNN quality control: 'auto' (blind prediction; for a JPEG image, the file's own quality factor), 'blind' (always the prediction), a JPEG quality 0..100, or 'qp' (H.264 video: follow each frame's mean macroblock quantiser through vsjpegfix.qp.qp_to_qf; other codecs fall back to blind prediction with a warning)")
     p.add_argument("--qf-offset", type=float, default=0.0, help="added to the predicted or given QF (FBCNN)")
     p.add_argument("--tile", type=int, default=0, help="tile size in pixels (0 = whole frames)")
     p.add_argument("--overlap", type=int, default=32, help="tile overlap in pixels")
@@ -112,8 +140,13 @@ def _restore_file(engine, src: Path, dst: Path, args: argparse.Namespace, overal
     if is_image_path(src):
         if not is_image_path(dst):
             raise ValueError(f"{dst}: unsupported output extension {dst.suffix!r} for an image (use .png, .webp or .jpg)")
-        report = restore_image_file(engine, src, dst, overwrite=args.overwrite, use_file_qf=str(args.qf).lower() != "blind")
-        return {"kind": "image", **report.__dict__}
+        if str(args.qf).lower() == "qp":
+            raise ValueError("--qf qp needs H.264 video; use auto or a number for images")
+        result = restore_image_file(engine, src, dst, overwrite=args.overwrite, use_file_qf=str(args.qf).lower() != "blind")
+        import dataclasses
+
+        facts = dataclasses.asdict(result) if dataclasses.is_dataclass(result) else dict(vars(result))
+        return {"kind": "image", **facts}
     options = TranscodeOptions(
         codec=args.codec,
         crf=args.crf,
@@ -137,6 +170,10 @@ def _write_json(path: Path | None, payload: dict) -> None:
         tmp.write_text(json.dumps(payload, indent=2, default=str), encoding="utf-8")
 
 
+def _one_line(exc: BaseException) -> str:
+    return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+
+
 def _cmd_restore(argv: list[str]) -> int:
     args = _restore_parser().parse_args(argv)
     from .safe_write import check_output
@@ -148,18 +185,20 @@ def _cmd_restore(argv: list[str]) -> int:
         return _fail(f"{src} is a directory (use 'vsjpegfix batch SRC DST' for folders)")
     check_output(src, args.output, overwrite=args.overwrite)
     engine = build_engine(args)
-    entry = _restore_file(engine, src, args.output, args)
+    try:
+        entry = _restore_file(engine, src, args.output, args)
+    except Exception as exc:
+        _write_json(args.json_report, {"files": [{"input": str(src), "output": str(args.output), "status": "failed", "reason": _one_line(exc)}]})
+        raise
+    except KeyboardInterrupt:
+        _write_json(args.json_report, {"files": [{"input": str(src), "output": str(args.output), "status": "failed", "reason": "interrupted"}]})
+        raise
     _write_json(args.json_report, {"files": [{"input": str(src), "output": str(args.output), "status": "ok", **entry}]})
     if not args.quiet:
         if entry["kind"] == "image":
-            parts = []
-            if entry.get("file_qf") is not None:
-                parts.append(f"file QF {entry['file_qf']:g}")
-            if entry.get("qf") is not None:
-                parts.append(f"used QF {entry['qf']:.1f}")
-            if entry.get("predicted_qf") is not None:
-                parts.append(f"predicted QF {entry['predicted_qf']:.1f}")
-            extra = f" ({', '.join(parts)})" if parts else ""
+            qf = entry.get("predicted_qf")
+            qf = qf[0] if isinstance(qf, (list, tuple)) and qf else qf
+            extra = f" (predicted QF {qf:.1f})" if isinstance(qf, (int, float)) else ""
         else:
             extra = f": {entry['frames']} frames, {entry['fps']:.2f} fps"
         print(f"vsjpegfix: wrote {args.output}{extra}", file=sys.stderr)
@@ -168,17 +207,23 @@ def _cmd_restore(argv: list[str]) -> int:
 
 def _cmd_batch(argv: list[str]) -> int:
     args = _batch_parser().parse_args(argv)
-    from .batch import run_batch
+    from .batch import run_batch, summarize
 
     if not args.src.is_dir():
         return _fail(f"{args.src} is not a directory")
     engine = build_engine(args)
-    entries = run_batch(
-        args.src, args.dst, lambda s, d: _restore_file(engine, s, d, args), pattern=args.glob,
-        overwrite=args.overwrite, quiet=args.quiet,
-    )
-    counts = {k: sum(e.status == k for e in entries) for k in ("ok", "skipped", "failed")}
-    _write_json(args.json_report, {"summary": counts, "files": [e.__dict__ for e in entries]})
+    entries: list = []
+    try:
+        run_batch(
+            args.src, args.dst, lambda s, d: _restore_file(engine, s, d, args), pattern=args.glob,
+            overwrite=args.overwrite, quiet=args.quiet, entries=entries,
+        )
+    except KeyboardInterrupt:
+        if args.dst.is_dir():  # what was done before the interruption
+            _write_json(args.json_report, {"summary": summarize(entries), "interrupted": True, "files": [e.as_dict() for e in entries]})
+        raise
+    counts = summarize(entries)
+    _write_json(args.json_report, {"summary": counts, "interrupted": False, "files": [e.as_dict() for e in entries]})
     if not args.quiet or counts["failed"]:
         print(f"vsjpegfix: {counts['ok']} restored, {counts['skipped']} skipped, {counts['failed']} failed", file=sys.stderr)
         for e in entries:

@@ -33,15 +33,48 @@ def temporary_name(dst: Path) -> Path:
     return dst.with_name(f".{dst.stem}.{secrets.token_hex(4)}.part{dst.suffix}")
 
 
+def _fsync_dir(folder: Path) -> None:
+    with contextlib.suppress(OSError):
+        fd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def _publish(tmp: Path, dst: Path, overwrite: bool) -> None:
+    """Give ``tmp`` the name ``dst`` in one step; without ``overwrite`` never replace a file that appeared meanwhile."""
+    if overwrite:
+        os.replace(tmp, dst)
+        return
+    try:
+        os.link(tmp, dst)  # fails if dst exists: no window in which another file could be clobbered
+    except FileExistsError:
+        raise OutputError(f"output {dst} exists; pass --overwrite to replace it") from None
+    except OSError:  # no hard links on this file system: check, then rename
+        if dst.exists():
+            raise OutputError(f"output {dst} exists; pass --overwrite to replace it") from None
+        os.replace(tmp, dst)
+        return
+    tmp.unlink()
+
+
 @contextlib.contextmanager
-def atomic_output(dst: Path) -> Iterator[Path]:
-    """Yield a temporary path; on success rename it onto ``dst``, on any failure (or Ctrl-C) delete it."""
+def atomic_output(dst: Path, *, overwrite: bool = True) -> Iterator[Path]:
+    """Yield a temporary path beside ``dst``; on success move it onto ``dst``, on any failure (or Ctrl-C) delete it.
+
+    The data is flushed to disk before the rename, so ``dst`` is either absent (or the old file)
+    or complete, whatever happens (crash, SIGKILL, power loss). With ``overwrite=False`` an
+    existing ``dst`` is never replaced (:class:`OutputError`).
+    """
+    dst = Path(dst)
     tmp = temporary_name(dst)
     try:
         yield tmp
         with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
-        os.replace(tmp, dst)
+        _publish(tmp, dst, overwrite)
+        _fsync_dir(dst.parent if str(dst.parent) else Path("."))
     except BaseException:
         with contextlib.suppress(OSError):
             tmp.unlink()

@@ -2,14 +2,39 @@
 
 Decoding, restoration and encoding run concurrently (a decoder thread, a restoration thread and
 the muxing thread, joined by bounded queues), so memory stays flat however long the video is.
-Every frame keeps its presentation timestamp; audio, subtitle and data streams are copied without
-re-encoding when the output container accepts them (else dropped with a warning in the report);
-colour tags, sample aspect ratio, rotation, metadata and chapters are carried over. The output is
-written to a temporary file beside the destination and renamed only when complete.
+
+What is kept:
+
+* **Frames and timestamps**: every decoded frame is restored and encoded once, with its
+  presentation timestamp unchanged (integers in the input stream's time base, which is also the
+  encoder's, so nothing is rounded or drifts; variable frame rates and non-zero start times are
+  kept). Frames without a timestamp (raw ``.h264`` streams) get a constant-rate one; a
+  timestamp that does not increase is moved one tick after its predecessor (encoders refuse
+  them); both are reported. Limits of the containers themselves: Matroska stores milliseconds
+  (finer timestamps are rounded, and frames less than 1 ms apart cannot be written); MPEG-TS
+  cannot store negative decode timestamps, so when the encoder's B-frame delay would make the
+  first ones negative (an input starting at 0) the muxer shifts every stream by that delay.
+* **Other streams**: audio, subtitle, data and attachment streams are copied packet for packet
+  without re-encoding when the output container accepts them. Text subtitles it does not
+  accept (``mov_text`` into MKV, SubRip/ASS into MP4) are converted to a text format it does
+  accept (decoded and re-encoded, timing unchanged); anything else is dropped with a warning.
+  The report lists copied, converted and dropped streams.
+* **Description**: colour range, matrix, primaries, transfer and chroma siting; the sample aspect
+  ratio; the display matrix (rotation and flips); container and stream metadata; chapters.
+* **Pixel format**: the input's (10-bit stays 10-bit) when the encoder can write it; otherwise the
+  nearest one it can (same bit depth and chroma subsampling first), with a warning. Encoders
+  other than FFV1 cannot write 4:2:0/4:2:2 video of odd width or height: such video is written
+  as 4:4:4 of the same bit depth and the same size (never cropped), with a warning.
+
+Decoding errors that the decoder conceals are reported as warnings naming the frames (the frames
+are still written, as FFmpeg would); errors that stop decoding fail the file with the frame
+number. The output is written to a temporary file beside the destination and renamed only when
+complete (:mod:`vsjpegfix.safe_write`).
 """
 
 from __future__ import annotations
 
+import io
 import queue
 import sys
 import threading
@@ -23,7 +48,22 @@ from typing import Any
 import av
 import numpy as np
 
-from .av_frames import FrameFormatError, FrameLayout, colour_description, default_matrix, layout_of, make_frame, planar_format, read_planes
+from .av_frames import (
+    FrameFormatError,
+    FrameLayout,
+    colour_description,
+    colour_tags,
+    crop_planes,
+    default_matrix,
+    display_matrix,
+    format_name,
+    layout_of,
+    make_frame,
+    pad_to_subsampling,
+    plain_format,
+    planar_format,
+    read_planes,
+)
 from .engine import Engine
 from .qp import qp_to_qf
 from .safe_write import atomic_output, check_output
@@ -32,6 +72,12 @@ from .temporal_window import window_indices
 DEFAULT_CRF = {"libx264": 16.0, "libx265": 18.0, "libsvtav1": 24.0, "libaom-av1": 24.0, "libvpx-vp9": 20.0}
 QUEUE_FRAMES = 8
 SCENE_CUT_THRESHOLD = 0.12  # mean absolute luma difference (0..1) between frames that marks a cut
+ODD_SIZE_ENCODERS = {"ffv1", "rawvideo"}  # encoders known to take subsampled frames of any size
+TEXT_SUBTITLE_CODECS = ("mov_text", "subrip", "ass", "webvtt")  # conversion targets, in order of preference
+QP_CODECS = {"h264"}  # decoders that export per-macroblock quantisers (venc_params side data)
+_META_SKIP = {"encoder", "duration", "major_brand", "minor_version", "compatible_brands", "number_of_frames", "number_of_bytes", "_statistics_tags", "_statistics_writing_app", "_statistics_writing_date_utc", "bps"}
+IDENTITY_MATRIX = [1 << 16, 0, 0, 0, 1 << 16, 0, 0, 0, 1 << 30]  # FFmpeg's display matrix of "no rotation"
+_DISCARD_ALL = 48  # AVDISCARD_ALL: streams the demuxer hides, e.g. the text track holding MP4 chapters
 
 
 class TranscodeError(RuntimeError):
@@ -64,9 +110,15 @@ class TranscodeReport:
     seconds: float = 0.0
     codec: str = ""
     pix_fmt: str = ""
+    input_pix_fmt: str = ""
+    width: int = 0
+    height: int = 0
     copied_streams: list[dict[str, Any]] = field(default_factory=list)
+    converted_streams: list[dict[str, Any]] = field(default_factory=list)
     dropped_streams: list[dict[str, Any]] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    corrupt_frames: list[int] = field(default_factory=list)
+    retimed_frames: int = 0
     qf_mode: str = "auto"
     per_frame: list[dict[str, Any]] = field(default_factory=list)
 
@@ -87,12 +139,20 @@ class _Probe:
     pix_fmt: str
     rotation: float
     frames: int
+    colour: dict[str, int] = field(default_factory=dict)
+    matrix: list[int] | None = None
+    first_frame: av.VideoFrame | None = None
 
 
 def _warn(report: TranscodeReport, message: str, quiet: bool) -> None:
     report.warnings.append(message)
     if not quiet:
         print(f"vsjpegfix: warning: {report.input}: {message}", file=sys.stderr)
+
+
+def _av_message(exc: BaseException) -> str:
+    text = getattr(exc, "strerror", None) or str(exc)
+    return str(text).splitlines()[0] if str(text) else type(exc).__name__
 
 
 def open_input(src: Path) -> av.container.InputContainer:
@@ -105,8 +165,8 @@ def open_input(src: Path) -> av.container.InputContainer:
         raise TranscodeError(f"{src}: empty file")
     try:
         return av.open(str(src))
-    except av.FFmpegError as exc:
-        raise TranscodeError(f"{src}: not a readable media file ({exc.strerror or exc})") from None
+    except (av.FFmpegError, OSError, ValueError, UnicodeDecodeError) as exc:
+        raise TranscodeError(f"{src}: not a readable media file ({_av_message(exc)})") from None
 
 
 def _video_stream(container: av.container.InputContainer, src: Path) -> av.video.stream.VideoStream:
@@ -117,26 +177,26 @@ def _video_stream(container: av.container.InputContainer, src: Path) -> av.video
 
 
 def probe(src: Path) -> _Probe:
-    """Decode the first video frame: size, pixel format and rotation, before any output is made."""
+    """Decode the first video frame: size, pixel format, colour and rotation, before any output is made."""
     with open_input(src) as container:
         stream = _video_stream(container, src)
         try:
             for frame in container.decode(stream):
-                return _Probe(frame.width, frame.height, frame.format.name, float(frame.rotation or 0), stream.frames)
+                return _Probe(
+                    frame.width,
+                    frame.height,
+                    frame.format.name,
+                    float(frame.rotation or 0),
+                    int(stream.frames or 0),
+                    colour_tags(frame),
+                    display_matrix(frame),
+                )
         except av.FFmpegError as exc:
-            raise TranscodeError(f"{src}: cannot decode the video ({exc.strerror or exc})") from None
+            raise TranscodeError(f"{src}: cannot decode the video ({_av_message(exc)})") from None
     raise TranscodeError(f"{src}: the video stream has no decodable frame")
 
 
-def _choose_pix_fmt(codec: av.codec.Codec, wanted: str, report: TranscodeReport, quiet: bool) -> str:
-    supported = [f.name for f in (codec.video_formats or [])]
-    if not supported or wanted in supported:
-        return wanted
-    layout = layout_of(wanted)
-    same_bits = [f for f in supported if _layout_or_none(f) and _layout_or_none(f).bits == layout.bits and _layout_or_none(f).family == layout.family]
-    choice = same_bits[0] if same_bits else next((f for f in supported if _layout_or_none(f)), supported[0])
-    _warn(report, f"encoder {codec.name} cannot write {wanted}; writing {choice}", quiet)
-    return choice
+# ---------------------------------------------------------------------------- pixel formats
 
 
 def _layout_or_none(pix_fmt: str) -> FrameLayout | None:
@@ -146,10 +206,72 @@ def _layout_or_none(pix_fmt: str) -> FrameLayout | None:
         return None
 
 
+def _fits(layout: FrameLayout, codec: str, width: int, height: int) -> bool:
+    """Can ``codec`` write a ``width`` x ``height`` frame in ``layout``?"""
+    if codec in ODD_SIZE_ENCODERS or layout.family != "yuv":
+        return True
+    sw, sh = layout.subsampling
+    return not (width % (1 << sw) or height % (1 << sh))
+
+
+def choose_output_format(codec: av.codec.Codec, wanted: str, width: int, height: int) -> tuple[str, str | None]:
+    """Pixel format to encode ``wanted`` (a planar, non-``yuvj`` format) with, and why it differs.
+
+    The wanted format when the encoder can write it at this size; otherwise the nearest it can:
+    same colour family, then the same bit depth (else the nearest higher, else the nearest lower),
+    then the same chroma subsampling (else finer, else coarser).
+    """
+    want = layout_of(wanted)
+    supported = [f.name for f in (codec.video_formats or [])]
+    if (not supported or wanted in supported) and _fits(want, codec.name, width, height):
+        return wanted, None
+    best, best_score = None, None
+    for name in supported or [wanted, format_name(want.family, want.bits, (0, 0))]:
+        if name.startswith("yuvj"):
+            continue
+        try:  # packed and semi-planar formats (bgr0, nv12, ...) count as their planar equivalent
+            lay = _layout_or_none(planar_format(name))
+        except FrameFormatError:
+            continue
+        if lay is None or not _fits(lay, codec.name, width, height) or name.startswith(("yuva", "gbra")) or name in ("bgra", "rgba", "argb", "abgr"):
+            continue
+        family = 0 if lay.family == want.family else (1 if lay.family == "yuv" else 2)
+        if lay.bits == want.bits:
+            bits = 0
+        elif lay.bits > want.bits:
+            bits = lay.bits - want.bits
+        else:
+            bits = 100 + want.bits - lay.bits
+        if lay.subsampling == want.subsampling:
+            sub = 0
+        elif all(a <= b for a, b in zip(lay.subsampling, want.subsampling)):
+            sub = 1 + sum(lay.subsampling)
+        else:
+            sub = 10 + sum(lay.subsampling)
+        score = (family, bits, sub, name != lay.pix_fmt)  # the planar format itself first
+        if best_score is None or score < best_score:
+            best, best_score = name, score
+    if best is None:
+        raise TranscodeError(f"encoder {codec.name} cannot write {width}x{height} {wanted} video in any format")
+    if planar_format(best) == wanted:
+        why = None  # the same samples, packed differently (gbrp -> bgr0): nothing to warn about
+    elif not _fits(want, codec.name, width, height):
+        why = (
+            f"{codec.name} cannot encode {wanted} at the odd size {width}x{height}; writing {best} "
+            "(same size, chroma upsampled)"
+        )
+    else:
+        why = f"encoder {codec.name} cannot write {wanted}; writing {best}"
+    return best, why
+
+
 def _luma_small(frame_planes: list[np.ndarray], layout: FrameLayout) -> np.ndarray:
     """A small float luma image for scene-cut detection."""
     y = frame_planes[0] if layout.family != "rgb" else np.mean(np.stack(frame_planes), axis=0)
     return y[::4, ::4].astype(np.float32) / float((1 << layout.bits) - 1)
+
+
+# ---------------------------------------------------------------------------- pipeline
 
 
 @dataclass
@@ -161,20 +283,43 @@ class _Decoded:
     luma: np.ndarray | None
 
 
+@dataclass
+class _Output:
+    """How restored frames become encoder frames."""
+
+    layout: FrameLayout  # layout of the restored planes (the input's, yuvj mapped to yuv)
+    pix_fmt: str  # the encoder's pixel format
+    colour: dict[str, int]  # tags of the encoded frames
+    convert: bool  # True: swscale from ``layout`` to ``pix_fmt`` (other depth/subsampling/family)
+    width: int
+    height: int
+
+
+@dataclass
+class _Copy:
+    """An input stream written to the output: copied packets, or text subtitles re-encoded."""
+
+    out: Any
+    kind: str = "copy"  # "copy" or "subtitle"
+    decoder: Any = None
+
+
 _END = object()
 
 
 class _Pipeline:
     """The three concurrent stages of one transcode."""
 
-    def __init__(self, src: Path, tmp: Path, engine: Engine, options: TranscodeOptions, report: TranscodeReport, pbar) -> None:
-        self.src, self.tmp, self.engine, self.options, self.report, self.pbar = src, tmp, engine, options, report, pbar
+    def __init__(self, src: Path, engine: Engine, options: TranscodeOptions, report: TranscodeReport, output: _Output, rate: Fraction) -> None:
+        self.src, self.engine, self.options, self.report, self.output = src, engine, options, report, output
+        self.rate = rate
         self.stop = threading.Event()
         self.errors: list[BaseException] = []
         self.frames_q: queue.Queue = queue.Queue(maxsize=QUEUE_FRAMES)
         self.out_q: queue.Queue = queue.Queue(maxsize=QUEUE_FRAMES * 4)
         self.quiet = not options.progress
         self.matrix: str | None = options.matrix
+        self.decoded = 0
 
     # ---------------------------------------------------------------- helpers
     def _put(self, q: queue.Queue, item: Any) -> bool:
@@ -199,27 +344,67 @@ class _Pipeline:
         self.stop.set()
 
     # ---------------------------------------------------------------- stage 1: demux + decode
-    def decode(self, container, video, copies: dict[int, Any]) -> None:
+    def decode(self, container, video, copies: dict[int, _Copy]) -> None:
         index = 0
         need_luma = self.engine.frames > 1
+        last_pts: int | None = None
+        step = max(1, round(1 / (self.rate * video.time_base))) if video.time_base else 1
+        missing = 0
+        video_packets = 0
+        declared = int(video.frames or 0)  # MP4/MOV: the sample count of the index
         try:
-            for packet in container.demux():
+            packets = container.demux()
+            while True:
                 if self.stop.is_set():
                     return
+                try:
+                    packet = next(packets)
+                except StopIteration:
+                    break
+                except av.FFmpegError as exc:
+                    raise TranscodeError(f"{self.src}: read error after video frame {index}: {_av_message(exc)}") from None
                 if packet.stream.index != video.index:
                     if packet.stream.index in copies and packet.size:
                         if not self._put(self.out_q, ("packet", packet)):
                             return
                     continue
+                if packet.size:
+                    video_packets += 1
+                elif declared and video_packets < declared:
+                    raise TranscodeError(
+                        f"{self.src}: truncated file: its index lists {declared} video frames but the data ends after {video_packets}"
+                    )
                 try:
                     frames = packet.decode()
                 except av.FFmpegError as exc:
-                    raise TranscodeError(f"{self.src}: decoding error at frame {index}: {exc.strerror or exc}") from None
+                    raise TranscodeError(f"{self.src}: decoding error at video frame {index}: {_av_message(exc)}") from None
                 for frame in frames:
+                    if (frame.width, frame.height) != (self.output.width, self.output.height):
+                        raise TranscodeError(
+                            f"{self.src}: the video changes size at frame {index} ({self.output.width}x{self.output.height} -> "
+                            f"{frame.width}x{frame.height}); not supported"
+                        )
+                    if frame.pts is None:
+                        missing += 1
+                        frame.pts = 0 if last_pts is None else last_pts + step
+                    elif last_pts is not None and frame.pts <= last_pts:
+                        self.report.retimed_frames += 1
+                        frame.pts = last_pts + 1
+                    last_pts = frame.pts
+                    if frame.is_corrupt:
+                        self.report.corrupt_frames.append(index)
                     item = self._prepare(frame, index, need_luma)
                     if not self._put(self.frames_q, item):
                         return
                     index += 1
+            self.decoded = index
+            if missing:
+                _warn(self.report, f"{missing} frames had no timestamp; wrote them at a constant {float(self.rate):g} fps", self.quiet)
+            if self.report.retimed_frames:
+                _warn(self.report, f"{self.report.retimed_frames} frames had a timestamp not after the previous one; moved them one tick later", self.quiet)
+            if self.report.corrupt_frames:
+                shown = ", ".join(map(str, self.report.corrupt_frames[:20])) + (", ..." if len(self.report.corrupt_frames) > 20 else "")
+                _warn(self.report, f"decoding errors in {len(self.report.corrupt_frames)} frame(s) (numbered from 0): {shown}; the decoder concealed them and they were written", self.quiet)
             self._put(self.frames_q, _END)
         except BaseException as exc:  # noqa: BLE001 - forwarded to the main thread
             self._fail(exc)
@@ -233,10 +418,13 @@ class _Pipeline:
         qp = None
         if self.options.qf == "qp":
             params = frame.side_data.get("VIDEO_ENC_PARAMS")
-            if params is not None:  # the per-macroblock map holds absolute QPs (frame QP + deltas)
+            if params is not None:  # qp_map(): absolute QP per macroblock (frame QP + block delta)
                 qp = float(np.mean(params.qp_map())) if params.nb_blocks else float(params.qp)
+                # FFmpeg exports QP'Y = QPY + 6 * (bit depth - 8) for high bit depth H.264; relative to the
+                # signal's range, QPY is what an 8-bit stream's QP means, and what qp_to_qf expects
+                qp -= 6 * (layout.bits - 8)
         luma = _luma_small(planes, layout) if need_luma else None
-        return _Decoded(index, frame, planes, qp, luma)
+        return _Decoded(index, frame, pad_to_subsampling(planes, layout), qp, luma)
 
     # ---------------------------------------------------------------- stage 2: restore
     def restore(self) -> None:
@@ -267,17 +455,18 @@ class _Pipeline:
                     pending.append((by_index[next_centre], [by_index[i] for i in idx]))
                     next_centre += 1
                     if len(pending) >= self.engine.batch_size:
-                        self._run(pending)
+                        if not self._run(pending):
+                            return
                         pending = []
                     while window and window[0].index < next_centre - radius:
                         cuts.pop(window.popleft().index, None)
-            if pending:
-                self._run(pending)
+            if pending and not self._run(pending):
+                return
             self._put(self.out_q, _END)
         except BaseException as exc:  # noqa: BLE001
             self._fail(exc)
 
-    def _run(self, pending: list[tuple[_Decoded, list[_Decoded]]]) -> None:
+    def _run(self, pending: list[tuple[_Decoded, list[_Decoded]]]) -> bool:
         # frames of one call share a pixel format and colour description
         groups: list[list[tuple[_Decoded, list[_Decoded]]]] = []
         fmts = []
@@ -303,21 +492,57 @@ class _Pipeline:
                     qf = [qp_to_qf(q) for q in qps]
             result = self.engine.restore(planes, fmt, qf=qf)
             for i, (centre, _) in enumerate(group):
-                out = make_frame([p[i] for p in result.planes], layout, centre.frame)
-                info = {"frame": centre.index, "pts": centre.frame.pts}
+                out = self._encoder_frame([p[i] for p in result.planes], layout, centre.frame)
+                info: dict[str, Any] = {}
                 if centre.qp is not None:
                     info["qp"] = round(centre.qp, 3)
                 if result.predicted_qf is not None:
                     info["predicted_qf"] = round(result.predicted_qf[i], 3)
                 if result.used_qf is not None:
                     info["qf"] = round(result.used_qf[i], 3)
-                self.report.per_frame.append(info)
+                if info:  # quality control of FBCNN-style models, per frame
+                    self.report.per_frame.append({"frame": centre.index, "pts": centre.frame.pts, **info})
                 if not self._put(self.out_q, ("frame", out)):
-                    return
+                    return False
+        return True
+
+    def _encoder_frame(self, planes: list[np.ndarray], layout: FrameLayout, template: av.VideoFrame) -> av.VideoFrame:
+        o = self.output
+        planes = crop_planes(planes, layout, o.width, o.height)
+        plain = layout_of(plain_format(layout.pix_fmt))
+        if not o.convert:
+            return make_frame(planes, plain, template, colour=o.colour)
+        frame = make_frame(planes, plain, template, colour=colour_tags(template))
+        src_range = 2 if layout.jpeg_range or int(template.color_range or 0) == 2 else 1
+        out_family = layout_of(planar_format(o.pix_fmt)).family
+        dst_range = o.colour.get("color_range") or (2 if out_family == "rgb" else 1)
+        kwargs: dict[str, Any] = {"src_color_range": src_range, "dst_color_range": dst_range}
+        if layout.family != out_family and "rgb" in (layout.family, out_family):
+            spaces = {"bt709": "ITU709", "bt601": "ITU601", "bt2020": "BT2020"}
+            if layout.family == "rgb":  # RGB written as BT.709 YUV (tagged so)
+                kwargs["dst_colorspace"] = "ITU709"
+            else:
+                kwargs["src_colorspace"] = spaces[colour_description(template, layout, matrix=self.matrix).matrix]
+        out = frame.reformat(format=o.pix_fmt, **kwargs)
+        out.pts, out.time_base = template.pts, template.time_base
+        for attr, value in o.colour.items():
+            try:
+                setattr(out, attr, value)
+            except (AttributeError, ValueError, TypeError):
+                pass
+        return out
+
+
+# ---------------------------------------------------------------------------- transcode
 
 
 def transcode(src: Path | str, dst: Path | str, engine: Engine, options: TranscodeOptions | None = None, *, overall=None) -> TranscodeReport:
-    """Restore the video of ``src`` into ``dst``, keeping timestamps, other streams and metadata."""
+    """Restore the video of ``src`` into ``dst``, keeping timestamps, other streams and metadata.
+
+    Raises :class:`TranscodeError` (or :class:`~vsjpegfix.safe_write.OutputError`) with a one-line
+    message for anything wrong with the input, the options or the output; ``dst`` is then left as
+    it was (no partial file).
+    """
     from tqdm import tqdm
 
     src, dst = Path(src), Path(dst)
@@ -325,7 +550,8 @@ def transcode(src: Path | str, dst: Path | str, engine: Engine, options: Transco
     report = TranscodeReport(str(src), str(dst), codec=options.codec, qf_mode=options.qf)
     quiet = not options.progress
     check_output(src, dst, overwrite=options.overwrite)
-    info = probe(src)
+    if options.qf not in ("auto", "qp"):
+        raise TranscodeError(f"unknown quality mode {options.qf!r}; use 'auto' or 'qp'")
     if options.qf == "qp" and not engine.has_quality:
         raise TranscodeError("--qf qp needs a model with quality control (FBCNN)")
     try:
@@ -334,39 +560,41 @@ def transcode(src: Path | str, dst: Path | str, engine: Engine, options: Transco
         raise TranscodeError(f"unknown encoder {options.codec!r}") from None
     if codec.type != "video":
         raise TranscodeError(f"{options.codec} is not a video encoder")
+    info = probe(src)
+    report.input_pix_fmt, report.width, report.height = info.pix_fmt, info.width, info.height
+    try:
+        in_pix = planar_format(info.pix_fmt)
+        in_layout = layout_of(in_pix)
+    except FrameFormatError as exc:
+        raise TranscodeError(f"{src}: {exc}") from None
+    out_fmt = _plan_output(codec, in_layout, info, options, report, quiet)
+    matrix = _plan_matrix(in_layout, info, options, report, quiet)
     started = time.perf_counter()
-    with open_input(src) as container, atomic_output(dst) as tmp:
+    with open_input(src) as container, atomic_output(dst, overwrite=options.overwrite) as tmp:
         video = _video_stream(container, src)
         video.codec_context.thread_type = "AUTO"
         if options.qf == "qp":
-            if video.codec_context.name != "h264":
+            if video.codec_context.name not in QP_CODECS:
                 _warn(report, f"--qf qp: {video.codec_context.name} exports no quantiser; using blind prediction", quiet)
                 report.qf_mode = "auto (no QP in this codec)"
                 options = TranscodeOptions(**{**options.__dict__, "qf": "auto"})
             else:
-                video.codec_context.options = {"export_side_data": "venc_params"}
-        pipe = _Pipeline(src, tmp, engine, options, report, None)
+                video.codec_context.options = {**video.codec_context.options, "export_side_data": "venc_params"}
+        rate = video.average_rate or video.guessed_rate or Fraction(25)
+        pipe = _Pipeline(src, engine, options, report, out_fmt, Fraction(rate))
+        pipe.matrix = matrix
         try:
             output = av.open(str(tmp), "w")
-        except (av.FFmpegError, ValueError) as exc:
-            raise TranscodeError(f"{dst}: cannot create the output ({exc})") from None
+        except (av.FFmpegError, OSError, ValueError) as exc:
+            raise TranscodeError(f"{dst}: cannot create the output ({_av_message(exc)})") from None
         try:
-            in_pix = planar_format(info.pix_fmt)
-            layout_of(in_pix)
-        except FrameFormatError as exc:
-            output.close()
-            raise TranscodeError(f"{src}: {exc}") from None
-        with output:
-            out_video = _add_video(output, video, codec, options, in_pix, info, report, quiet)
+            out_video = _add_video(output, video, codec, options, out_fmt, info, rate, dst)
             copies = _add_copies(container, output, video, report, quiet)
             _copy_metadata(container, output, video, out_video)
-            colour_tagged = int(video.codec_context.colorspace or 2) in (1, 5, 6, 9)
-            if not colour_tagged and layout_of(in_pix).family == "yuv":
-                pipe.matrix = options.matrix or default_matrix(info.width, info.height)
-                if options.matrix is None:
-                    _warn(report, f"video has no colour matrix tag; assuming {pipe.matrix} (set --matrix to override)", quiet)
-            else:
-                pipe.matrix = options.matrix
+            try:
+                output.start_encoding()
+            except (av.FFmpegError, ValueError) as exc:
+                raise TranscodeError(f"{dst}: cannot write {codec.name} video to a {output.format.name} file ({_av_message(exc)})") from None
             total = info.frames or None
             pbar = tqdm(total=total, unit="frame", desc=src.name[:30], disable=quiet, file=sys.stderr, leave=False)
             threads = [
@@ -376,109 +604,274 @@ def transcode(src: Path | str, dst: Path | str, engine: Engine, options: Transco
             for t in threads:
                 t.start()
             try:
-                _mux_loop(pipe, output, out_video, copies, report, pbar, overall)
+                _mux_loop(pipe, output, out_video, copies, report, pbar, overall, dst)
             finally:
                 pipe.stop.set()
-                for t in threads:
-                    t.join()
+                _join(threads)  # before the containers close: the decoder thread reads the input
                 pbar.close()
             if pipe.errors:
                 raise pipe.errors[0]
+        except BaseException:
+            try:
+                output.close()
+            except Exception:  # noqa: BLE001 - the first error is the one to report
+                pass
+            raise
+        try:
+            output.close()  # writes the trailer
+        except (av.FFmpegError, OSError) as exc:
+            raise TranscodeError(f"{dst}: finishing the file failed: {_av_message(exc)}") from None
+        if info.frames and report.frames < info.frames:
+            _warn(report, f"the input declares {info.frames} frames and {report.frames} were decoded (an edit list trims the rest, or they are damaged)", quiet)
     report.seconds = time.perf_counter() - started
     return report
 
 
-def _mux_loop(pipe: _Pipeline, output, out_video, copies: dict[int, Any], report: TranscodeReport, pbar, overall) -> None:
-    while True:
-        item = pipe._get(pipe.out_q)
-        if item is _END:
-            break
-        kind, payload = item
-        if kind == "packet":
-            payload.stream = copies[payload.stream.index]
-            output.mux(payload)
-            continue
-        for packet in out_video.encode(payload):
-            output.mux(packet)
-        report.frames += 1
-        pbar.update(1)
-        if overall is not None:
-            overall.update(1)
-    if pipe.errors:
-        return
-    for packet in out_video.encode():
-        output.mux(packet)
+def _join(threads: list[threading.Thread]) -> None:
+    """Wait for the stage threads (each stops within one model call); a second Ctrl-C waits too, then counts."""
+    interrupted = False
+    for t in threads:
+        while t.is_alive():
+            try:
+                t.join()
+            except KeyboardInterrupt:
+                interrupted = True
+    if interrupted:
+        raise KeyboardInterrupt
 
 
-def _add_video(output, video, codec, options: TranscodeOptions, in_pix: str, info: _Probe, report: TranscodeReport, quiet: bool):
-    rate = video.average_rate or video.guessed_rate or Fraction(25)
-    out = output.add_stream(codec.name, rate=rate)
-    out.width, out.height = info.width, info.height
-    pix = options.pix_fmt or in_pix
+def _plan_output(codec, in_layout: FrameLayout, info: _Probe, options: TranscodeOptions, report: TranscodeReport, quiet: bool) -> _Output:
+    plain = plain_format(in_layout.pix_fmt)
+    wanted = plain
     if options.pix_fmt:
         try:
-            layout_of(options.pix_fmt)
+            wanted = plain_format(planar_format(options.pix_fmt))
+            layout_of(wanted)
         except FrameFormatError as exc:
             raise TranscodeError(f"--pix-fmt: {exc}") from None
-    out.pix_fmt = _choose_pix_fmt(codec, pix, report, quiet)
-    report.pix_fmt = out.pix_fmt
+        if wanted != options.pix_fmt:
+            _warn(report, f"--pix-fmt {options.pix_fmt}: writing the planar equivalent {wanted}", quiet)
+    pix, why = choose_output_format(codec, wanted, info.width, info.height)
+    if why:
+        _warn(report, why, quiet)
+    out_layout = layout_of(planar_format(pix))
+    colour = dict(info.colour)
+    if in_layout.jpeg_range:
+        colour["color_range"] = 2
+    if out_layout.family != in_layout.family:
+        if out_layout.family == "yuv" and in_layout.family == "rgb":
+            colour.update(colorspace=1, color_range=1)  # RGB written as BT.709 limited-range YUV
+        elif out_layout.family == "rgb":
+            colour.update(colorspace=0, color_range=2)
+        elif out_layout.family == "gray":
+            colour.pop("colorspace", None)
+    convert = pix != plain  # another depth, subsampling, colour family or packing: converted with swscale
+    report.pix_fmt = pix
+    return _Output(in_layout, pix, colour, convert, info.width, info.height)
+
+
+def _plan_matrix(in_layout: FrameLayout, info: _Probe, options: TranscodeOptions, report: TranscodeReport, quiet: bool) -> str | None:
+    """The matrix the engine uses for YUV frames without a supported matrix tag (None: the tag's)."""
+    if in_layout.family != "yuv":
+        return options.matrix
+    code = int(info.colour.get("colorspace", 2) or 2)
+    if code in (1, 5, 6, 9):
+        return options.matrix
+    if code not in (0, 2) and options.matrix is None:
+        raise TranscodeError(f"{report.input}: colour matrix {code} of the video is not supported; pass --matrix 709, 601 or 2020")
+    matrix = options.matrix or default_matrix(info.width, info.height)
+    if options.matrix is None:
+        _warn(report, f"video has no colour matrix tag; assuming {matrix} (set --matrix to override)", quiet)
+    return matrix
+
+
+def _mux_loop(pipe: _Pipeline, output, out_video, copies: dict[int, _Copy], report: TranscodeReport, pbar, overall, dst: Path) -> None:
+    try:
+        while True:
+            item = pipe._get(pipe.out_q)
+            if item is _END:
+                break
+            kind, payload = item
+            if kind == "packet":
+                _mux_copy(output, payload, copies[payload.stream.index], report, pipe.quiet)
+                continue
+            for packet in out_video.encode(payload):
+                output.mux(packet)
+            report.frames += 1
+            pbar.update(1)
+            if overall is not None:
+                overall.update(1)
+        if pipe.errors:
+            return
+        for packet in out_video.encode():
+            output.mux(packet)
+    except (av.FFmpegError, OSError) as exc:
+        raise TranscodeError(f"{dst}: writing failed after {report.frames} frames: {_av_message(exc)}") from None
+
+
+def _mux_copy(output, packet, copy: _Copy, report: TranscodeReport, quiet: bool) -> None:
+    if copy.kind == "copy":
+        packet.stream = copy.out
+        output.mux(packet)
+        return
+    # text subtitle: decode and re-encode, keeping the packet's timing
+    try:
+        subs = copy.decoder.decode2(packet)
+    except av.FFmpegError as exc:
+        _warn(report, f"subtitle packet at {packet.pts} could not be decoded ({_av_message(exc)}); skipped", quiet)
+        return
+    if subs is None or len(subs) == 0:
+        return  # an empty cue (e.g. mov_text's gaps): the target format needs none
+    encoded = copy.out.codec_context.encode_subtitle(subs)
+    encoded.stream = copy.out
+    encoded.time_base = packet.time_base
+    encoded.pts = packet.pts
+    encoded.dts = packet.pts
+    encoded.duration = packet.duration
+    output.mux(encoded)
+
+
+def _add_video(output, video, codec, options: TranscodeOptions, out_fmt: _Output, info: _Probe, rate, dst: Path):
+    try:
+        out = output.add_stream(codec.name, rate=rate)
+    except (av.FFmpegError, ValueError) as exc:
+        raise TranscodeError(f"{dst}: the {output.format.name} container cannot hold {codec.name} video ({_av_message(exc)})") from None
+    out.width, out.height = out_fmt.width, out_fmt.height
+    out.pix_fmt = out_fmt.pix_fmt
     out.time_base = video.time_base
     ctx = out.codec_context
     ctx.time_base = video.time_base
-    src_ctx = video.codec_context
-    for attr in ("color_range", "colorspace", "color_primaries", "color_trc"):
+    for attr, value in out_fmt.colour.items():
+        if attr == "chroma_location":
+            attr = "chroma_sample_location"
         try:
-            setattr(ctx, attr, getattr(src_ctx, attr))
+            setattr(ctx, attr, value)
         except (AttributeError, ValueError, TypeError):
             pass
-    if src_ctx.sample_aspect_ratio:
-        ctx.sample_aspect_ratio = src_ctx.sample_aspect_ratio
+    sar = video.sample_aspect_ratio or video.codec_context.sample_aspect_ratio
+    if sar and sar != 1:
+        ctx.sample_aspect_ratio = sar
     opts = dict(options.codec_options)
     crf = options.crf if options.crf is not None else DEFAULT_CRF.get(codec.name)
     if crf is not None and codec.name in DEFAULT_CRF:
         opts.setdefault("crf", f"{crf:g}")
+        if codec.name == "libvpx-vp9":
+            opts.setdefault("b", "0")  # constant quality
     if options.preset and codec.name in ("libx264", "libx265", "libsvtav1"):
         opts.setdefault("preset", str(options.preset))
     if codec.name == "libx265":
         opts.setdefault("x265-params", "log-level=error")
     ctx.options = opts
-    if info.rotation:
+    if info.matrix is not None and info.matrix != IDENTITY_MATRIX:
+        out.set_display_matrix(info.matrix)  # rotation and flips, exactly as the input has them
+    elif info.rotation:
         out.set_display_rotation(info.rotation)
     return out
 
 
-def _add_copies(container, output, video, report: TranscodeReport, quiet: bool) -> dict[int, Any]:
-    copies: dict[int, Any] = {}
+def _accepts(format_name: str, template) -> bool:
+    """Does a ``format_name`` file take a stream copied from ``template``? (tried in memory)"""
+    try:
+        with av.open(io.BytesIO(), "w", format=format_name) as trial:
+            trial.add_stream_from_template(template)
+            trial.start_encoding()
+        return True
+    except Exception:  # noqa: BLE001 - any refusal means no
+        return False
+
+
+def _add_copies(container, output, video, report: TranscodeReport, quiet: bool) -> dict[int, _Copy]:
+    copies: dict[int, _Copy] = {}
     supported = output.supported_codecs
+    fmt = output.format.name
     for s in container.streams:
         if s.index == video.index:
             continue
-        name = s.codec_context.name if s.codec_context is not None else None
+        ctx = s.codec_context
+        name = _codec_name(ctx)
         entry = {"index": s.index, "type": s.type, "codec": name}
-        if s.type not in ("audio", "subtitle", "data", "video", "attachment"):
-            report.dropped_streams.append({**entry, "reason": f"{s.type} streams are not copied"})
-            _warn(report, f"stream {s.index} ({s.type}) dropped", quiet)
+
+        def drop(reason: str) -> None:
+            report.dropped_streams.append({**entry, "reason": reason})
+            _warn(report, f"stream {s.index} ({s.type}, {name}) dropped: {reason}", quiet)
+
+        if s.type == "data" and int(getattr(s, "discard", 0) or 0) == _DISCARD_ALL and container.chapters():
+            continue  # the text track that holds MP4/MOV chapters: the chapters are copied as chapters
+        if s.type == "attachment":
+            if fmt != "matroska":
+                drop(f"the {fmt} container cannot hold attachments")
+                continue
+            try:
+                out = output.add_attachment(s.metadata.get("filename") or f"attachment{s.index}", s.mimetype or "application/octet-stream", s.data)
+            except (av.FFmpegError, ValueError, TypeError) as exc:
+                drop(_av_message(exc))
+                continue
+            out.metadata.update({k: v for k, v in s.metadata.items() if k.lower() != "filename"})
+            report.copied_streams.append(entry)
             continue
-        if name is None or name not in supported:
-            report.dropped_streams.append({**entry, "reason": f"{output.format.name} cannot hold {name}"})
-            _warn(report, f"stream {s.index} ({s.type}, {name}) dropped: the {output.format.name} container cannot hold it", quiet)
+        if s.type not in ("audio", "subtitle", "data", "video"):
+            drop(f"{s.type} streams are not copied")
             continue
-        try:
-            out = output.add_stream_from_template(s)
-        except (av.FFmpegError, ValueError, TypeError) as exc:
-            report.dropped_streams.append({**entry, "reason": str(exc)})
-            _warn(report, f"stream {s.index} ({s.type}, {name}) dropped: {exc}", quiet)
+        if (name in supported if name is not None else False) or _accepts(fmt, s):
+            try:
+                out = output.add_stream_from_template(s)
+            except (av.FFmpegError, ValueError, TypeError) as exc:
+                drop(_av_message(exc))
+                continue
+            _copy_stream_info(s, out)
+            copies[s.index] = _Copy(out)
+            report.copied_streams.append(entry)
+            if s.type == "video" and not (s.disposition & av.stream.Disposition.attached_pic):
+                _warn(report, f"stream {s.index} (video) copied as it is: only the first video stream is restored", quiet)
             continue
-        out.metadata.update(s.metadata)
-        copies[s.index] = out
-        report.copied_streams.append(entry)
+        if s.type == "subtitle" and name is not None and ctx.codec.text_sub:
+            target = next((c for c in (output.default_subtitle_codec, *TEXT_SUBTITLE_CODECS) if c in TEXT_SUBTITLE_CODECS and c in supported), None)
+            if target is not None:
+                try:
+                    ctx.open(strict=False)
+                    out = output.add_stream(target)
+                    header = ctx.subtitle_header
+                    if header:
+                        out.codec_context.subtitle_header = header
+                    out.codec_context.time_base = s.time_base
+                    out.time_base = s.time_base
+                except (av.FFmpegError, ValueError, TypeError) as exc:
+                    drop(f"cannot convert it to {target} ({_av_message(exc)})")
+                    continue
+                _copy_stream_info(s, out)
+                copies[s.index] = _Copy(out, "subtitle", ctx)
+                report.converted_streams.append({**entry, "to": target})
+                _warn(report, f"stream {s.index} (subtitle, {name}) converted to {target}: the {fmt} container cannot hold {name}", quiet)
+                continue
+        drop(f"the {fmt} container cannot hold {name or 'it'}")
     return copies
 
 
+def _codec_name(ctx) -> str | None:
+    """The codec's canonical name (``mp3``, not the decoder's ``mp3float``), or None."""
+    if ctx is None:
+        return None
+    try:
+        return ctx.codec.canonical_name or ctx.name
+    except (AttributeError, ValueError):
+        return ctx.name
+
+
+def _copy_stream_info(src_stream, out) -> None:
+    out.metadata.update({k: v for k, v in src_stream.metadata.items() if k.lower() not in _META_SKIP})
+    try:
+        out.disposition = src_stream.disposition
+    except (AttributeError, ValueError, TypeError):
+        pass
+
+
 def _copy_metadata(container, output, video, out_video) -> None:
-    skip = {"encoder", "duration", "major_brand", "minor_version", "compatible_brands"}
-    output.metadata.update({k: v for k, v in container.metadata.items() if k.lower() not in skip})
-    out_video.metadata.update({k: v for k, v in video.metadata.items() if k.lower() not in skip and k.lower() != "handler_name"})
+    output.metadata.update({k: v for k, v in container.metadata.items() if k.lower() not in _META_SKIP})
+    out_video.metadata.update({k: v for k, v in video.metadata.items() if k.lower() not in _META_SKIP and k.lower() != "handler_name"})
+    try:
+        out_video.disposition = video.disposition
+    except (AttributeError, ValueError, TypeError):
+        pass
     try:
         chapters = container.chapters()
         if chapters:

@@ -1,0 +1,39 @@
+"""vsjpegfix.qp: the H.264/HEVC QP -> JPEG quality factor mapping used by ``--qf qp``."""
+
+import numpy as np
+import pytest
+
+from vsjpegfix.qp import QP_AT_QF50, qf_to_qp, qp_to_qf
+
+
+@pytest.mark.parametrize("qp,qf", [(30, 50.0), (36, 25.0), (42, 12.5), (24, 75.0), (18, 87.5)])
+def test_anchor_values_from_the_docstring(qp, qf):
+    assert qp_to_qf(qp) == pytest.approx(qf)
+    assert qf_to_qp(qf) == pytest.approx(qp)
+    assert QP_AT_QF50 == 30
+
+
+def test_each_six_qp_halves_the_qf_below_50():
+    for qp in np.arange(30, 51, 0.5):
+        assert qp_to_qf(qp + 6) == pytest.approx(qp_to_qf(qp) / 2)
+
+
+def test_monotone_decreasing_continuous_and_in_range():
+    qps = np.linspace(-12, 51, 2001)  # 10-bit H.264 reaches QP -12
+    qfs = np.array([qp_to_qf(q) for q in qps])
+    assert np.all(np.diff(qfs) < 0)  # strictly: a higher quantiser is always a lower quality
+    assert np.all((qfs >= 1) & (qfs <= 100))
+    assert np.max(np.abs(np.diff(qfs))) < 0.2  # no jump (the two JPEG scaling branches meet at QF 50)
+    assert qp_to_qf(0) == pytest.approx(100 - 100 * 2 ** (-5) / 2)
+    assert qp_to_qf(51) == pytest.approx(50 / 2 ** 3.5)
+    assert qp_to_qf(-100) == pytest.approx(100) and qp_to_qf(-1000) == 100 and qp_to_qf(500) == 1  # clamped
+
+
+def test_inverse_round_trips():
+    for qp in np.linspace(0, 51, 103):
+        assert qf_to_qp(qp_to_qf(qp)) == pytest.approx(qp, abs=1e-9)
+    for qf in np.linspace(4.5, 98, 95):
+        assert qp_to_qf(qf_to_qp(qf)) == pytest.approx(qf, abs=1e-9)
+    qfs = np.linspace(1, 99, 99)
+    assert np.all(np.diff([qf_to_qp(q) for q in qfs]) < 0)
+    assert qf_to_qp(500) == qf_to_qp(100) and qf_to_qp(-5) == qf_to_qp(1)  # clamped to 1..100
