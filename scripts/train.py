@@ -50,6 +50,7 @@ if str(_REPO) not in sys.path:
     sys.path.insert(0, str(_REPO))
 
 from vsjpegfix.degrade import DEGRADATIONS, Degraded, jpeg  # noqa: E402
+import vsjpegfix.degrade_video  # noqa: E402,F401  (registers the h264 / hevc / jpeg_video_mix degradations)
 from vsjpegfix.metrics import psnr  # noqa: E402
 from vsjpegfix.models import build_model, count_parameters  # noqa: E402
 
