@@ -381,6 +381,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                     help="stop (and save) after this much training time, the cosine schedule ending then (0: no limit)")
     ap.add_argument("--stop-at", type=int, default=0,
                     help="stop (and save) at this step without changing the schedule; continue later with --resume")
+    ap.add_argument("--init", type=Path, default=None,
+                    help="start from these weights (a .safetensors/.pth of the same architecture and config), e.g. to train longer")
     ap.add_argument("--tail-init-scale", type=float, default=0.1,
                     help="scale the initial last layer of residual ARCNN/Fast ARCNN (near-identity start; 0 = exact identity)")
     ap.add_argument("--export", type=Path, help="write the final model as fp16 safetensors here")
@@ -426,6 +428,17 @@ def main(argv: list[str] | None = None) -> int:
         with torch.no_grad():  # near-identity at step 0: the network only learns the correction
             model.reconstruct.weight.mul_(args.tail_init_scale)
             model.reconstruct.bias.zero_()
+    if args.init is not None:
+        from vsjpegfix.weights import WeightsError, load_file
+
+        try:
+            start = load_file(args.init)
+        except WeightsError as exc:
+            raise SystemExit(f"error: --init: {exc}") from None
+        if type(start) is not type(model) or start.config != model.config:
+            raise SystemExit(f"error: --init {args.init} holds {type(start).__name__} {start.config}, not {args.arch} {model.config}")
+        model.load_state_dict(start.state_dict())
+        print(f"initialised from {args.init}", file=sys.stderr)
     model.to(device)
     if args.channels_last:
         model.to(memory_format=torch.channels_last)

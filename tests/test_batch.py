@@ -13,20 +13,11 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
 from test_transcode import ROOT, decoded_frames, make_video, save_identity
 from vsjpegfix.batch import BatchEntry, find_media, is_temporary, remove_stale_temporaries, run_batch, summarize
 from vsjpegfix.safe_write import temporary_name
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _one_torch_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")

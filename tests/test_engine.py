@@ -5,7 +5,7 @@ import pytest
 import torch
 from skimage import data
 
-from vsjpegfix.colour import PlaneFormat, planes_to_rgb, rgb_to_planes
+from vsjpegfix.colour import PlaneFormat, rgb_to_planes
 from vsjpegfix.engine import Engine, EngineError, _spans
 from vsjpegfix.models import ARCNN, FBCNN, FastARCNN, make_temporal
 

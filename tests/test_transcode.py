@@ -258,15 +258,6 @@ def opts(**kw) -> TranscodeOptions:
     return TranscodeOptions(**{"progress": False, **kw})  # the product's encoder defaults (B-frames included)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_torch_thread():
-    """Tiny frames on a shared 2-core machine: OpenMP's second thread only waits for the first."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def engine() -> Engine:
     return identity_engine()
