@@ -8,7 +8,10 @@
   shown as before.
 * Grayscale images go through a gray model when the model is gray, else through the colour
   model as gray; RGBA keeps its alpha untouched; CMYK, 16-bit and other modes are refused.
-* Animated GIF/WebP/PNG are refused with a clear message.
+* Animated GIF/WebP/PNG are refused with a clear message; multi-picture JPEGs (MPO, as cameras
+  and phones write them) are read as their primary picture.
+* Large images (over :data:`LARGE_IMAGE_PIXELS`) are tiled by the engine.
+* Every failure is an :class:`ImageError` with a one-line message naming the file.
 """
 
 from __future__ import annotations
@@ -74,31 +77,50 @@ def is_image_path(path: Path) -> bool:
 
 
 def load_image(path: Path, *, analyse_jpeg: bool = True) -> LoadedImage:
-    """Decode an image for restoration (see the module docstring for what is supported)."""
+    """Decode an image for restoration (see the module docstring for what is supported).
+
+    A JPEG's quantisation tables give :attr:`LoadedImage.file_quality`; with ``analyse_jpeg`` an
+    earlier compression on a shifted grid is looked for in the pixels as stored (before the EXIF
+    orientation is applied: a rotation moves the 8x8 grid when a side is not a multiple of 8).
+    Multi-picture JPEGs (MPO: camera and phone photos with a depth map, gain map or second view)
+    are read as their primary picture.
+    """
     from PIL import Image, ImageOps, UnidentifiedImageError
 
     try:
         im = Image.open(path)
     except FileNotFoundError:
         raise ImageError(f"{path}: no such file") from None
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+    except IsADirectoryError:
+        raise ImageError(f"{path} is a directory") from None
+    except Image.DecompressionBombError as exc:
+        raise ImageError(f"{path}: image too large ({exc})") from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError) as exc:
         raise ImageError(f"{path}: not a readable image ({exc})") from None
     with im:
-        if getattr(im, "is_animated", False) and getattr(im, "n_frames", 1) > 1:
-            raise ImageError(f"{path}: animated images ({im.n_frames} frames) are not supported; convert them to a video first")
         fmt = im.format or ""
+        frames = getattr(im, "n_frames", 1)
+        if fmt != "MPO" and frames > 1:
+            raise ImageError(
+                f"{path}: animated or multi-frame images ({frames} frames) are not supported; convert them to a video first"
+            )
         quality = None
-        if fmt == "JPEG" and getattr(im, "quantization", None):
+        if fmt in ("JPEG", "MPO") and getattr(im, "quantization", None):
             try:
                 quality = estimate_qf(im.quantization)
             except ValueError:
                 quality = None
-        icc = im.info.get("icc_profile")
-        exif = im.getexif()
+        icc = im.info.get("icc_profile") or None
         try:
+            exif = im.getexif()
+        except Exception:  # noqa: BLE001 - a corrupt EXIF block is dropped, not fatal
+            exif = Image.Exif()
+        try:
+            im.load()
+            stored = np.asarray(im) if analyse_jpeg and quality is not None and im.mode in ("L", "RGB") else None
             oriented = ImageOps.exif_transpose(im)
             oriented.load()
-        except (OSError, SyntaxError, ValueError) as exc:
+        except (OSError, SyntaxError, ValueError, EOFError) as exc:
             raise ImageError(f"{path}: truncated or corrupt image ({exc})") from None
         mode = oriented.mode
         alpha = None
@@ -114,11 +136,13 @@ def load_image(path: Path, *, analyse_jpeg: bool = True) -> LoadedImage:
         elif mode == "1":
             oriented = oriented.convert("L")
         elif mode not in ("L", "RGB"):
-            raise ImageError(f"{path}: image mode {mode} is not supported (8-bit gray, RGB or RGBA only; convert CMYK/16-bit images first)")
-        pixels = np.asarray(oriented)
+            raise ImageError(
+                f"{path}: image mode {mode} is not supported (8-bit gray, RGB or RGBA only; convert CMYK/16-bit images first)"
+            )
+        pixels = np.array(oriented)  # a writable copy (torch warns about read-only arrays)
     if exif and 0x0112 in exif:
         exif[0x0112] = 1  # orientation applied to the pixels
-    double = detect_double_jpeg(pixels) if analyse_jpeg and quality is not None else None
+    double = detect_double_jpeg(stored, qf2=quality.qf) if stored is not None else None
     return LoadedImage(pixels, alpha, icc, exif.tobytes() if exif else None, quality, double, fmt)
 
 
@@ -144,7 +168,8 @@ def restore_array(engine: Engine, img: np.ndarray, *, qf: float | None = None) -
 
 def write_image(img: np.ndarray, path: Path, *, alpha: np.ndarray | None = None, icc_profile: bytes | None = None,
                 exif: bytes | None = None, jpeg_quality: int = 95) -> None:
-    """Encode by extension (PNG, lossless WebP, JPEG, TIFF, BMP), keeping ICC, EXIF and alpha."""
+    """Encode by extension (PNG, lossless WebP, JPEG, TIFF, BMP), keeping ICC, EXIF and alpha
+    (JPEG and BMP have no alpha: it is dropped, and ``restore_image_file`` reports it)."""
     from PIL import Image
 
     suffix = path.suffix.lower()
@@ -188,13 +213,24 @@ def restore_image_file(
             }
         if engine.has_quality and engine.qf is None and use_file_qf:
             control = dominant_qf(loaded.file_quality.qf, loaded.double)
-    if engine.max_frame_pixels is None and loaded.pixels.shape[0] * loaded.pixels.shape[1] > LARGE_IMAGE_PIXELS:
+    saved = (engine.max_frame_pixels, engine.tile)
+    large = engine.max_frame_pixels is None and loaded.pixels.shape[0] * loaded.pixels.shape[1] > LARGE_IMAGE_PIXELS
+    if large:  # tiled by the engine (1024-pixel tiles) to bound memory
         engine.max_frame_pixels = LARGE_IMAGE_PIXELS
-    out, result = restore_array(engine, loaded.pixels, qf=control)
-    if engine.has_quality:
-        planes, fmt = _planes(loaded.pixels)
-        report.predicted_qf = result.predicted_qf[0] if result.predicted_qf else engine.predict_qf(planes, fmt)[0]
-        report.qf = result.used_qf[0] if result.used_qf else None
-    with atomic_output(dst) as tmp:
-        write_image(out, tmp, alpha=loaded.alpha, icc_profile=loaded.icc_profile, exif=loaded.exif, jpeg_quality=jpeg_quality)
+    try:
+        out, result = restore_array(engine, loaded.pixels, qf=control)
+        if engine.has_quality:
+            predicted = result.predicted_qf[0] if result.predicted_qf else engine.predict_qf(*_planes(loaded.pixels))[0]
+            report.predicted_qf = round(float(predicted), 3)
+            report.qf = round(float(result.used_qf[0]), 3) if result.used_qf else None
+    finally:
+        if large:  # the next file of a batch (a video, a small image) is not tiled because of this one
+            engine.max_frame_pixels, engine.tile = saved
+    if loaded.alpha is not None and OUTPUT_KINDS[dst.suffix.lower()][0] not in ("PNG", "WEBP", "TIFF"):
+        report.extra["alpha_dropped"] = True
+    try:
+        with atomic_output(dst) as tmp:
+            write_image(out, tmp, alpha=loaded.alpha, icc_profile=loaded.icc_profile, exif=loaded.exif, jpeg_quality=jpeg_quality)
+    except OSError as exc:  # the temporary file is gone; name the real destination, not it
+        raise ImageError(f"{dst}: cannot write the output ({exc.strerror or exc})") from None
     return report
