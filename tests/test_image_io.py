@@ -430,19 +430,21 @@ def test_batch_restores_images_and_videos_in_one_run(cli):
     root, wait = cli
     code, _, stderr, (src, dst) = wait("batch")
     assert code == 0, stderr
-    inputs = sorted(p.relative_to(src) for p in src.rglob("*") if p.is_file())
+    def expected(rel: Path) -> Path:  # images are written as lossless PNG by default
+        return rel.with_suffix(".png") if rel.suffix.lower() in (".jpg", ".png") else rel
+
+    inputs = sorted(expected(p.relative_to(src)) for p in src.rglob("*") if p.is_file())
     outputs = sorted(p.relative_to(dst) for p in dst.rglob("*") if p.is_file())
     assert outputs == inputs  # same relative layout, nothing else left (no temporaries)
     # video: all frames, same size
     frames = video_frames(dst / "clip.mp4")
     assert len(frames) == 5 and frames[0].shape == (48, 64, 3)
-    # images: identity model, so the decoded input comes back (JPEG out: re-encoded at high quality)
+    # images: identity model, so the decoded input comes back exactly (PNG out)
     for rel in ("a.jpg", "sub/b.jpg"):
-        with Image.open(src / rel) as a, Image.open(dst / rel) as b:
-            assert b.format == "JPEG" and b.mode == "RGB" and b.size == a.size
-            diff = np.abs(np.asarray(a, np.float64) - np.asarray(b, np.float64))
-            assert diff.mean() < 1.5
-    with Image.open(dst / "sub" / "gray.jpg") as g:
+        with Image.open(src / rel) as a, Image.open(dst / Path(rel).with_suffix(".png")) as b:
+            assert b.format == "PNG" and b.mode == "RGB" and b.size == a.size
+            assert np.array_equal(np.asarray(a), np.asarray(b))
+    with Image.open(dst / "sub" / "gray.png") as g:
         assert g.mode == "L"
     with Image.open(src / "sub/deeper/rgba.png") as a, Image.open(dst / "sub/deeper/rgba.png") as b:
         assert b.mode == "RGBA"

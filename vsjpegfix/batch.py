@@ -95,8 +95,12 @@ def run_batch(
     overwrite: bool = False,
     quiet: bool = False,
     entries: list[BatchEntry] | None = None,
+    image_suffix: str | None = ".png",
 ) -> list[BatchEntry]:
     """Apply ``restore_one(input, output)`` to every media file of ``src``; returns one entry per file.
+
+    Videos keep their name; images are written with ``image_suffix`` (lossless PNG by default, so
+    a restored JPEG is not compressed again; None keeps the input's extension).
 
     ``entries``, when given, receives each entry as soon as its file is done, so a caller still has
     them when the batch is interrupted (KeyboardInterrupt propagates).
@@ -117,6 +121,8 @@ def run_batch(
     entries = [] if entries is None else entries
     for path in find_media(src, pattern):
         out = dst / path.relative_to(src)
+        if image_suffix and path.suffix.lower() in IMAGE_SUFFIXES:
+            out = out.with_suffix(image_suffix)
         if out.exists() and not overwrite:
             entries.append(BatchEntry(str(path), str(out), "skipped", "output exists"))
             continue

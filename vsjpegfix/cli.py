@@ -77,6 +77,8 @@ def _batch_parser() -> argparse.ArgumentParser:
     p.add_argument("src", type=Path, help="source folder (searched recursively)")
     p.add_argument("dst", type=Path, help="destination folder (created if missing; must not be inside SRC)")
     p.add_argument("--glob", default=None, help="only files whose relative path or name matches this pattern, e.g. '*.mp4' (default: every video and image)")
+    p.add_argument("--image-format", default="png", choices=["png", "webp", "jpg", "keep"],
+                   help="output format of images: lossless png or webp, jpg (quality 95), or keep the input's extension (default: png)")
     add_engine_options(p)
     add_output_options(p)
     return p
@@ -196,9 +198,9 @@ def _cmd_restore(argv: list[str]) -> int:
     _write_json(args.json_report, {"files": [{"input": str(src), "output": str(args.output), "status": "ok", **entry}]})
     if not args.quiet:
         if entry["kind"] == "image":
-            qf = entry.get("predicted_qf")
-            qf = qf[0] if isinstance(qf, (list, tuple)) and qf else qf
-            extra = f" (predicted QF {qf:.1f})" if isinstance(qf, (int, float)) else ""
+            parts = [f"{label} {entry[key]:g}" for key, label in (("file_qf", "file QF"), ("qf", "used QF"), ("predicted_qf", "predicted QF"))
+                     if isinstance(entry.get(key), (int, float))]
+            extra = f" ({', '.join(parts)})" if parts else ""
         else:
             extra = f": {entry['frames']} frames, {entry['fps']:.2f} fps"
         print(f"vsjpegfix: wrote {args.output}{extra}", file=sys.stderr)
@@ -217,6 +219,7 @@ def _cmd_batch(argv: list[str]) -> int:
         run_batch(
             args.src, args.dst, lambda s, d: _restore_file(engine, s, d, args), pattern=args.glob,
             overwrite=args.overwrite, quiet=args.quiet, entries=entries,
+            image_suffix=None if args.image_format == "keep" else f".{args.image_format}",
         )
     except KeyboardInterrupt:
         if args.dst.is_dir():  # what was done before the interruption

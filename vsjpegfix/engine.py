@@ -215,9 +215,9 @@ class Engine:
             return y.float(), (None if override is not None else q.float())
         return self.model(x).float(), None
 
-    def _predict_tiled(self, x: torch.Tensor) -> torch.Tensor:
+    def _predict_tiled(self, x: torch.Tensor, tile: tuple[int, int]) -> torch.Tensor:
         """Frame-level predicted quality from tiles (area-weighted mean), so all tiles share one value."""
-        tw, th = self.tile
+        tw, th = tile
         total = torch.zeros(x.shape[0], 1, device=x.device)
         weight = 0
         for ys, ye, _, _ in _spans(x.shape[-2], th, 0, TILE_ALIGN):
@@ -272,11 +272,10 @@ class Engine:
     def _restore_chunk(self, x: torch.Tensor, override, transform):
         while True:
             try:
-                if self.tile is None and self.max_frame_pixels and x.shape[-1] * x.shape[-2] > self.max_frame_pixels:
-                    self.tile = (1024, 1024)
-                if self.tile is None or (x.shape[-1] <= self.tile[0] and x.shape[-2] <= self.tile[1]):
+                tile = self._tile_for(x)
+                if tile is None or (x.shape[-1] <= tile[0] and x.shape[-2] <= tile[1]):
                     return self._run(x, override, transform)
-                return self._restore_tiled(x, override, transform)
+                return self._restore_tiled(x, override, transform, tile)
             except (torch.OutOfMemoryError, RuntimeError) as exc:
                 if not _is_oom(exc):
                     raise
@@ -290,11 +289,17 @@ class Engine:
                 print(f"vsjpegfix: out of memory on {x.device}; retrying with {new[0]}x{new[1]} tiles", file=sys.stderr)
                 self.tile = new
 
-    def _restore_tiled(self, x: torch.Tensor, override, transform):
-        tw, th = self.tile
+    def _tile_for(self, x: torch.Tensor) -> tuple[int, int] | None:
+        """The tile size for this batch: the configured one, or 1024x1024 for frames above max_frame_pixels."""
+        if self.tile is None and self.max_frame_pixels and x.shape[-1] * x.shape[-2] > self.max_frame_pixels:
+            return (1024, 1024)
+        return self.tile
+
+    def _restore_tiled(self, x: torch.Tensor, override, transform, tile: tuple[int, int]):
+        tw, th = tile
         q_pred = None
         if self.has_quality and override is None:
-            q_pred = self._predict_tiled(x)
+            q_pred = self._predict_tiled(x, tile)
             override = q_pred if transform is None else transform(q_pred)
         out = torch.empty(x.shape[0], self.channels, *x.shape[-2:], device=x.device, dtype=torch.float32)
         for ys, ye, ca, cb in _spans(x.shape[-2], th, self.overlap, TILE_ALIGN):
@@ -358,8 +363,9 @@ class Engine:
         with torch.inference_mode():
             for i in range(0, x.shape[0], self.batch_size):
                 chunk = x[i : i + self.batch_size]
-                if self.tile is not None and (chunk.shape[-1] > self.tile[0] or chunk.shape[-2] > self.tile[1]):
-                    q = self._predict_tiled(chunk)
+                tile = self._tile_for(chunk)
+                if tile is not None and (chunk.shape[-1] > tile[0] or chunk.shape[-2] > tile[1]):
+                    q = self._predict_tiled(chunk, tile)
                 else:
                     part = chunk.to(self.dtype)
                     if self.channels_last:
