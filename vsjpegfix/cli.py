@@ -7,6 +7,7 @@ non-zero exit status, never a traceback.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 from pathlib import Path
@@ -145,10 +146,9 @@ def _restore_file(engine, src: Path, dst: Path, args: argparse.Namespace, overal
         if str(args.qf).lower() == "qp":
             raise ValueError("--qf qp needs H.264 video; use auto or a number for images")
         result = restore_image_file(engine, src, dst, overwrite=args.overwrite, use_file_qf=str(args.qf).lower() != "blind")
-        import dataclasses
-
-        facts = dataclasses.asdict(result) if dataclasses.is_dataclass(result) else dict(vars(result))
-        return {"kind": "image", **facts}
+        if overall is not None:
+            overall.update(1)
+        return {"kind": "image", **dataclasses.asdict(result)}
     options = TranscodeOptions(
         codec=args.codec,
         crf=args.crf,
@@ -207,6 +207,31 @@ def _cmd_restore(argv: list[str]) -> int:
     return 0
 
 
+def _overall_bar(args: argparse.Namespace):
+    """Progress over the whole batch, in frames (total from the containers' frame counts when known)."""
+    if args.quiet:
+        return None
+    import av
+    from tqdm import tqdm
+
+    from .batch import find_media
+    from .image_io import is_image_path
+
+    total, known = 0, True
+    for path in find_media(args.src, args.glob):
+        if is_image_path(path):
+            total += 1
+            continue
+        try:
+            with av.open(str(path)) as container:
+                frames = container.streams.video[0].frames if container.streams.video else 0
+        except (av.FFmpegError, OSError, IndexError):
+            frames = 0
+        known = known and frames > 0
+        total += frames
+    return tqdm(total=total if known else None, unit="frame", desc="all files", file=sys.stderr, position=1, leave=True)
+
+
 def _cmd_batch(argv: list[str]) -> int:
     args = _batch_parser().parse_args(argv)
     from .batch import run_batch, summarize
@@ -215,9 +240,18 @@ def _cmd_batch(argv: list[str]) -> int:
         return _fail(f"{args.src} is not a directory")
     engine = build_engine(args)
     entries: list = []
+    overall = _overall_bar(args)
+
+    def restore_one(src: Path, dst: Path) -> dict:
+        try:
+            return _restore_file(engine, src, dst, args, overall=overall)
+        finally:
+            if overall is not None:
+                overall.set_postfix_str(f"{len(entries) + 1} file(s) done", refresh=True)
+
     try:
         run_batch(
-            args.src, args.dst, lambda s, d: _restore_file(engine, s, d, args), pattern=args.glob,
+            args.src, args.dst, restore_one, pattern=args.glob,
             overwrite=args.overwrite, quiet=args.quiet, entries=entries,
             image_suffix=None if args.image_format == "keep" else f".{args.image_format}",
         )
@@ -225,6 +259,8 @@ def _cmd_batch(argv: list[str]) -> int:
         if args.dst.is_dir():  # what was done before the interruption
             _write_json(args.json_report, {"summary": summarize(entries), "interrupted": True, "files": [e.as_dict() for e in entries]})
         raise
+    if overall is not None:
+        overall.close()
     counts = summarize(entries)
     _write_json(args.json_report, {"summary": counts, "interrupted": False, "files": [e.as_dict() for e in entries]})
     if not args.quiet or counts["failed"]:
