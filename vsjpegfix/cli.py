@@ -240,9 +240,12 @@ def _cmd_batch(argv: list[str]) -> int:
         return _fail(f"{args.src} is not a directory")
     engine = build_engine(args)
     entries: list = []
-    overall = _overall_bar(args)
+    bars: list = []  # the overall bar, made when the first file starts (after the folders were checked)
 
     def restore_one(src: Path, dst: Path) -> dict:
+        if not bars:
+            bars.append(_overall_bar(args))
+        overall = bars[0]
         try:
             return _restore_file(engine, src, dst, args, overall=overall)
         finally:
@@ -256,11 +259,13 @@ def _cmd_batch(argv: list[str]) -> int:
             image_suffix=None if args.image_format == "keep" else f".{args.image_format}",
         )
     except KeyboardInterrupt:
+        if bars and bars[0] is not None:
+            bars[0].close()
         if args.dst.is_dir():  # what was done before the interruption
             _write_json(args.json_report, {"summary": summarize(entries), "interrupted": True, "files": [e.as_dict() for e in entries]})
         raise
-    if overall is not None:
-        overall.close()
+    if bars and bars[0] is not None:
+        bars[0].close()
     counts = summarize(entries)
     _write_json(args.json_report, {"summary": counts, "interrupted": False, "files": [e.as_dict() for e in entries]})
     if not args.quiet or counts["failed"]:
