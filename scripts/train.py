@@ -15,17 +15,37 @@ file), flipped/rotated, then degraded on the fly (``vsjpegfix.degrade.DEGRADATIO
 image does. Batches are a pure function of ``(--seed, step)``: a resumed run sees exactly the
 batches the uninterrupted run would have seen, whatever the number of loader workers.
 
+Temporal models (``--frames T``, T odd > 1): each sample is a clip of T frames made by moving
+a camera over a patch of a training image and coding it with libx264/libx265 at constant QP
+(``vsjpegfix.degrade_video.random_clip``: ``--codecs``, QP uniform 22..51, ``--intra-fraction``
+intra-only, the rest with P/B frames), cut to ``--crop`` pixels like the image patches. The
+input is the T decoded frames on the channel axis, frame-major as the engine stacks them
+(``(N, T*3, H, W)``); the target is the clean centre frame; FBCNN's quality label is the
+clip's (from its QP). ``--init`` with single-frame weights starts from
+``vsjpegfix.models.make_temporal`` of them (neighbour weights zero: exactly the single-frame
+model); T-frame weights load as they are. Colour (``--channels 3``) only::
+
+    python scripts/train.py --arch fastarcnn --frames 3 --init weights/fastarcnn.safetensors \\
+        --batch 8 --crop 64 --steps 4000 --out out/fastarcnn-t3 --export weights/fastarcnn-t3.safetensors
+
 Loss: L1 on the image; FBCNN adds 0.1 x L1 between its predicted quality and the label (skipped
 for samples without a label, e.g. double JPEG). Adam with cosine (or step) learning-rate decay.
 
 Validation (``--val-every``): the first ``--val-n`` images of ``--val`` (sorted), centre crops of
 ``--val-crop`` pixels, JPEG at ``--val-qf``; logged as RGB PSNR of the JPEG input, of the model
-output and the gain. The validation folder is never read for training (overlap is refused).
+output and the gain. Temporal models (and single-frame ones with ``--val-video``) are validated
+on fixed clips instead: one 7-frame clip per validation image (camera motion from a fixed seed,
+at most ``--val-crop`` pixels square), libx264 at QP ``--val-qp`` (37) with P/B frames; logged is
+the RGB PSNR of the centre frame as decoded and as restored (model output clamped, not rounded),
+and the gain. A T-frame model sees the T frames around the centre, a single-frame one the centre
+frame alone: the same pixels are scored, so the two are comparable. The validation folder is
+never read for training (overlap is refused).
 
 Outputs in ``--out``: ``last.pt`` (model, optimizer, step, RNG state, elapsed time; resume
 with ``--resume``), ``best.pt`` (best validation gain), ``log.jsonl`` (train and val records),
-and with ``--export PATH --name NAME`` an fp16 safetensors file plus its manifest entry, printed
-as JSON on stdout and written to ``OUT/export.json``.
+and with ``--export PATH --name NAME`` an fp16 safetensors file plus its manifest entry
+(``config.frames`` = T; task ``video`` for T > 1), printed as JSON on stdout and written to
+``OUT/export.json``.
 """
 
 from __future__ import annotations
@@ -51,6 +71,7 @@ if str(_REPO) not in sys.path:
 
 from vsjpegfix.degrade import DEGRADATIONS, Degraded, jpeg  # noqa: E402
 import vsjpegfix.degrade_video  # noqa: E402,F401  (registers the h264 / hevc / jpeg_video_mix degradations)
+from vsjpegfix.degrade_video import CODECS, QP_RANGE, fixed_clip, random_clip  # noqa: E402
 from vsjpegfix.metrics import psnr  # noqa: E402
 from vsjpegfix.models import build_model, count_parameters  # noqa: E402
 
@@ -61,6 +82,9 @@ QUALITY_LOSS_WEIGHT = 0.1
 CHECKPOINT = "last.pt"
 BEST = "best.pt"
 LOG = "log.jsonl"
+VAL_CLIP_FRAMES = 7  # validation clips are this long (or --frames if longer); models see the centre frames
+VAL_CLIP_SEED = 20251  # fixed: every run, whatever its --seed, validates on the same clips
+VAL_CODEC = "h264"
 
 
 # --------------------------------------------------------------------------------------------
@@ -147,29 +171,94 @@ def make_batch(
     return to_tensor(xs), to_tensor(ys), torch.tensor(labels, dtype=torch.float32)[:, None]
 
 
-class BatchStream(torch.utils.data.IterableDataset):
-    """Batches for steps ``start .. stop - 1`` (each a pure function of ``(seed, step)``)."""
+def clip_min_side(crop: int) -> int:
+    """Smallest training image a clip of ``crop`` pixels is made from (room for the camera motion)."""
+    return crop + 16
 
-    def __init__(self, images: list[np.ndarray], seed: int, start: int, stop: int, batch: int, crop: int, degrade: str):
+
+def make_clip_sample(
+    img: np.ndarray, rng: np.random.Generator, crop: int, frames: int, codecs: tuple[str, ...], intra_fraction: float
+) -> tuple[np.ndarray, np.ndarray, float]:
+    """One temporal training sample: ``(degraded (T, crop, crop, 3), clean centre frame (crop, crop, 3), label)``.
+
+    A square patch of ``img`` (origin on the 16-pixel grid, flipped/rotated) is the still that
+    :func:`vsjpegfix.degrade_video.random_clip` moves a camera over (random pan/zoom/jitter; codec
+    from ``codecs``; QP uniform in 22..51; intra-only with probability ``intra_fraction``, else
+    P/B frames). The clip is ``crop + 2 * MARGIN`` pixels when the image allows it and cut to
+    ``crop`` afterwards, so patch borders see the codec (and its motion compensation) as the
+    inside of a frame does.
+    """
+    h, w = img.shape[:2]
+    short = min(h, w)
+    margin = MARGIN if short >= crop + 2 * MARGIN + 16 else 0
+    size = crop + 2 * margin
+    side = min(short, size + 16 + 8 * (frames - 1))  # room for the motion (random_clip halves it if short)
+    y0 = GRID * int(rng.integers(0, (h - side) // GRID + 1))
+    x0 = GRID * int(rng.integers(0, (w - side) // GRID + 1))
+    patch = _augment(img[y0 : y0 + side, x0 : x0 + side], int(rng.integers(0, 8)))
+    clip = random_clip(patch, rng, size=(size, size), frames=frames, codecs=codecs, intra_fraction=intra_fraction)
+    sl = (slice(None), slice(margin, margin + crop), slice(margin, margin + crop))
+    return clip.degraded[sl], clip.clean[frames // 2][sl[1:]], clip.label
+
+
+def stack_frames(frames: np.ndarray) -> torch.Tensor:
+    """(T, H, W, C) uint8 -> (T*C, H, W) float in [0, 1], frames in order on the channel axis (the engine's layout)."""
+    t, h, w, c = frames.shape
+    return torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2).reshape(t * c, h, w).float().div_(255.0)
+
+
+def make_clip_batch(
+    images: list[np.ndarray], seed: int, step: int, batch: int, crop: int, frames: int,
+    codecs: tuple[str, ...] = ("h264", "hevc"), intra_fraction: float = 0.2,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Temporal batch of step ``step``: ``(degraded (N, T*3, H, W), clean centre (N, 3, H, W), label (N, 1))``."""
+    rng = np.random.default_rng([seed, step])
+    xs, ys, labels = [], [], []
+    for _ in range(batch):
+        img = images[int(rng.integers(0, len(images)))]
+        x, y, label = make_clip_sample(img, rng, crop, frames, codecs, intra_fraction)
+        xs.append(stack_frames(x))
+        ys.append(stack_frames(y[None]))
+        labels.append(label)
+    return torch.stack(xs), torch.stack(ys), torch.tensor(labels, dtype=torch.float32)[:, None]
+
+
+class BatchStream(torch.utils.data.IterableDataset):
+    """Batches for steps ``start .. stop - 1`` (each a pure function of ``(seed, step)``).
+
+    ``frames`` > 1 makes clip batches (:func:`make_clip_batch`) instead of image batches.
+    """
+
+    def __init__(
+        self, images: list[np.ndarray], seed: int, start: int, stop: int, batch: int, crop: int, degrade: str,
+        frames: int = 1, codecs: tuple[str, ...] = ("h264", "hevc"), intra_fraction: float = 0.2,
+    ):
         super().__init__()
         self.images, self.seed, self.start, self.stop = images, seed, start, stop
         self.batch, self.crop, self.degrade = batch, crop, degrade
+        self.frames, self.codecs, self.intra_fraction = frames, tuple(codecs), intra_fraction
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
         if torch.utils.data.get_worker_info() is not None:
             torch.set_num_threads(1)  # leave the cores to the training process
         for step in range(self.start, self.stop):
-            yield make_batch(self.images, self.seed, step, self.batch, self.crop, self.degrade)
+            if self.frames > 1:
+                yield make_clip_batch(
+                    self.images, self.seed, step, self.batch, self.crop, self.frames, self.codecs, self.intra_fraction
+                )
+            else:
+                yield make_batch(self.images, self.seed, step, self.batch, self.crop, self.degrade)
 
 
 # --------------------------------------------------------------------------------------------
 # model helpers
 # --------------------------------------------------------------------------------------------
-def model_config(arch: str, channels: int, config: dict[str, Any]) -> dict[str, Any]:
-    """Fill the channel count into a model config (``channels`` or FBCNN's ``in_nc``/``out_nc``)."""
+def model_config(arch: str, channels: int, config: dict[str, Any], frames: int = 1) -> dict[str, Any]:
+    """Fill the channel and frame counts into a model config (``channels`` or FBCNN's ``in_nc``/``out_nc``)."""
     config = dict(config)
+    if int(config.setdefault("frames", frames)) != frames:
+        raise SystemExit(f"error: --config frames={config['frames']} contradicts --frames {frames}")
     if arch == "fbcnn":
-        frames = int(config.get("frames", 1))
         config.setdefault("out_nc", channels)
         config.setdefault("in_nc", channels * frames)
         if config["out_nc"] != channels:
@@ -178,8 +267,6 @@ def model_config(arch: str, channels: int, config: dict[str, Any]) -> dict[str, 
         config.setdefault("channels", channels)
         if config["channels"] != channels:
             raise SystemExit(f"error: --config channels={config['channels']} contradicts --channels {channels}")
-    if int(config.get("frames", 1)) != 1:
-        raise SystemExit("error: this trainer makes single-frame models (frames=1)")
     return config
 
 
@@ -265,6 +352,63 @@ class Validator:
         return {"val_qf": self.qf, "val_psnr_jpeg": self.psnr_jpeg, "val_psnr_model": out, "val_gain_db": out - self.psnr_jpeg}
 
 
+def stack_window(clip: np.ndarray, frames: int) -> torch.Tensor:
+    """The ``frames`` frames around the centre of ``clip`` (T, H, W, 3) as a (1, frames*3, H, W) model input."""
+    mid = clip.shape[0] // 2
+    return stack_frames(clip[mid - frames // 2 : mid + frames // 2 + 1])[None]
+
+
+class VideoValidator:
+    """RGB PSNR gain of the centre frame on fixed H.264 clips made from the first ``n`` validation images.
+
+    Each image gives one clip of ``max(7, frames)`` frames (camera motion from a fixed seed, the
+    same in every run), at most ``crop`` pixels square, coded by libx264 (veryfast) at constant QP
+    ``qp`` with P/B frames; the centre frame (an inter frame) is scored. A T-frame model sees the
+    T frames around the centre, a single-frame model the centre frame alone, so single-frame and
+    temporal models of up to 7 frames are compared on the same clips and the same pixels.
+
+    Metric: RGB PSNR (8-bit peak, all pixels and channels) of the clamped model output against
+    the clean centre frame, minus the PSNR of the decoded centre frame; the model output is not
+    rounded to 8 bits (so equal models give equal numbers to ~1e-6 dB whatever the layout).
+    """
+
+    def __init__(self, folder: Path, n: int, qp: int, crop: int, frames: int):
+        self.qp, self.frames = qp, frames
+        length = max(VAL_CLIP_FRAMES, frames)
+        self.clips = []
+        for i, p in enumerate(list_images(folder)[:n]):
+            img = load_image(p, 3)
+            side = max(16, min(crop, min(img.shape[:2]) * 3 // 4 // GRID * GRID))
+            rng = np.random.default_rng([VAL_CLIP_SEED, i])
+            self.clips.append(fixed_clip(img, rng, size=(side, side), frames=length, codec=VAL_CODEC, qp=qp))
+        mid = length // 2
+        self.psnr_degraded = float(np.mean([psnr(c.clean[mid], c.degraded[mid]) for c in self.clips]))
+
+    @torch.no_grad()
+    def __call__(self, model: nn.Module, device: torch.device) -> dict[str, Any]:
+        was_training = model.training
+        model.eval()
+        scores = []
+        for clip in self.clips:
+            img, _ = forward(model, stack_window(clip.degraded, self.frames).to(device))
+            out = img[0].float().clamp(0, 1).mul(255).permute(1, 2, 0).cpu().numpy().astype(np.float64)
+            scores.append(psnr(clip.clean[clip.clean.shape[0] // 2].astype(np.float64), out, peak=255.0))
+        model.train(was_training)
+        score = float(np.mean(scores))
+        return {
+            "val_video": f"{VAL_CODEC} qp{self.qp}",
+            "val_qp": self.qp,
+            "val_psnr_degraded": self.psnr_degraded,
+            "val_psnr_model": score,
+            "val_gain_db": score - self.psnr_degraded,
+        }
+
+
+def val_label(res: dict[str, Any]) -> str:
+    """``qf10`` (JPEG validation) or ``h264_qp37`` (clip validation), for log lines and manifest keys."""
+    return f"{VAL_CODEC}_qp{res['val_qp']}" if "val_qp" in res else f"qf{res['val_qf']}"
+
+
 # --------------------------------------------------------------------------------------------
 # checkpoints, log, export
 # --------------------------------------------------------------------------------------------
@@ -312,6 +456,13 @@ def export(model: nn.Module, args: argparse.Namespace, state: dict[str, Any]) ->
         "mix": "75% single JPEG with QF from FBCNN's distribution (75% uniform 10..60, 25% uniform 8..96), "
         "25% double JPEG (two such QFs, shift uniform 0..7 px per axis); Pillow/libjpeg, 4:2:0 for colour",
     }.get(args.degrade, args.degrade)
+    if args.frames > 1:
+        degradations = (
+            f"clips of {args.frames} frames made by a moving camera (pan up to 3 px/frame, zoom up to 1 %/frame, "
+            f"jitter) over flipped/rotated patches of still images, coded with {'/'.join(CODECS[c][0] for c in args.codecs)} "
+            f"(veryfast) at constant QP uniform {QP_RANGE[0]}..{QP_RANGE[1]}, {1 - args.intra_fraction:.0%} with P/B frames, "
+            f"{args.intra_fraction:.0%} intra-only; BT.709 limited-range 4:2:0; target the clean centre frame"
+        )
     training = {
         "data": state.get("data", ""),
         "degradations": degradations,
@@ -323,19 +474,23 @@ def export(model: nn.Module, args: argparse.Namespace, state: dict[str, Any]) ->
     }
     best = state.get("last_val")
     if best is not None:
-        training[f"val_psnr_gain_qf{best['val_qf']}_db"] = round(best["val_gain_db"], 3)
+        training[f"val_psnr_gain_{val_label(best)}_db"] = round(best["val_gain_db"], 3)
     metadata = {"name": args.name, "training": training}
     sha = save_weights(model.cpu(), path, arch=args.arch, half=True, metadata=metadata)
     path.chmod(0o644)  # a shipped file: readable by everyone
+    colour = "colour" if args.channels == 3 else "gray"
+    if args.frames > 1:
+        default_description = f"{args.arch} ({colour}, {args.frames}-frame stack) for H.264/HEVC artifact removal"
+    else:
+        default_description = f"{args.arch} ({colour}) for JPEG artifact removal"
     entry = {
         "name": args.name,
         "file": path.name,
         "arch": args.arch,
         "config": model.config,
         "sha256": sha,
-        "description": args.description
-        or f"{args.arch} ({'colour' if args.channels == 3 else 'gray'}) for JPEG artifact removal",
-        "task": args.task,
+        "description": args.description or default_description,
+        "task": args.task or ("video" if args.frames > 1 else "jpeg"),
         "training": training,
     }
     (args.out / "export.json").write_text(json.dumps(entry, indent=2) + "\n", encoding="utf-8")
@@ -361,7 +516,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--min-lr", type=float, default=0.02, help="cosine floor, as a fraction of --lr")
     ap.add_argument("--decay-every", type=int, default=2000, help="step schedule: halve the LR every N steps")
     ap.add_argument("--warmup", type=int, default=100, help="linear warm-up steps")
-    ap.add_argument("--degrade", choices=sorted(DEGRADATIONS), default="mix")
+    ap.add_argument("--degrade", choices=sorted(DEGRADATIONS), default="mix", help="image degradation (single-frame models)")
+    ap.add_argument("--frames", type=int, default=1,
+                    help="input frames T (odd); T > 1 trains a temporal model on H.264/HEVC clips (T degraded frames "
+                    "stacked on the channel axis -> clean centre frame); --degrade is then unused")
+    ap.add_argument("--codecs", default="h264,hevc", help="clip codecs for --frames > 1 (comma-separated: h264, hevc)")
+    ap.add_argument("--intra-fraction", type=float, default=0.2,
+                    help="--frames > 1: fraction of clips coded intra-only (the rest with P/B frames)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--device", default="cpu", help="cpu or cuda[:N] (mixed precision with autocast on CUDA)")
     ap.add_argument("--no-amp", action="store_true", help="disable mixed precision on CUDA")
@@ -374,7 +535,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--save-every", type=int, default=500)
     ap.add_argument("--log-every", type=int, default=50)
     ap.add_argument("--val-every", type=int, default=1000, help="validate every N steps (0: only at the end)")
-    ap.add_argument("--val-qf", type=int, default=10)
+    ap.add_argument("--val-qf", type=int, default=10, help="JPEG quality of the single-frame validation")
+    ap.add_argument("--val-video", action="store_true",
+                    help="validate a single-frame model on the temporal models' H.264 clips (centre frame) instead of JPEG")
+    ap.add_argument("--val-qp", type=int, default=37, help="x264 QP of the validation clips (--frames > 1 or --val-video)")
     ap.add_argument("--val-n", type=int, default=10, help="validate on the first N images of --val")
     ap.add_argument("--val-crop", type=int, default=256, help="centre crop of validation images")
     ap.add_argument("--max-minutes", type=float, default=0,
@@ -382,13 +546,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--stop-at", type=int, default=0,
                     help="stop (and save) at this step without changing the schedule; continue later with --resume")
     ap.add_argument("--init", type=Path, default=None,
-                    help="start from these weights (a .safetensors/.pth of the same architecture and config), e.g. to train longer")
+                    help="start from these weights (a .safetensors/.pth of the same architecture and config), e.g. to train "
+                    "longer; with --frames T > 1 a single-frame file is made temporal (neighbour weights zero: starts "
+                    "exactly at the single-frame model) and a T-frame file loads as it is")
     ap.add_argument("--tail-init-scale", type=float, default=0.1,
                     help="scale the initial last layer of residual ARCNN/Fast ARCNN (near-identity start; 0 = exact identity)")
     ap.add_argument("--export", type=Path, help="write the final model as fp16 safetensors here")
     ap.add_argument("--name", help="model name for the manifest entry (default: file stem)")
     ap.add_argument("--description", default="")
-    ap.add_argument("--task", default="jpeg")
+    ap.add_argument("--task", default=None, help="manifest task (default: video when --frames > 1, else jpeg)")
     ap.add_argument("--hardware", default=None, help="hardware note for the manifest (default: from --device)")
     ap.add_argument("--no-progress", action="store_true", help="no tqdm progress bar")
     args = ap.parse_args(argv)
@@ -396,6 +562,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         ap.error("--crop must be a positive multiple of 8")
     if args.batch < 1 or args.steps < 0:
         ap.error("--batch must be >= 1 and --steps >= 0")
+    if args.frames < 1 or args.frames % 2 == 0:
+        ap.error(f"--frames must be a positive odd number (the centre frame is restored), got {args.frames}")
+    args.codecs = tuple(c.strip() for c in args.codecs.split(",") if c.strip())
+    if not args.codecs or any(c not in CODECS for c in args.codecs):
+        ap.error(f"--codecs: choose from {', '.join(CODECS)}")
+    if not 0.0 <= args.intra_fraction <= 1.0:
+        ap.error("--intra-fraction must be in 0..1")
+    if not 0 <= args.val_qp <= 51:
+        ap.error("--val-qp must be in 0..51")
+    args.val_video = args.val_video or args.frames > 1
+    if args.channels != 3 and args.val_video:
+        ap.error("--frames > 1 and --val-video need --channels 3 (the clips are RGB)")
     try:
         text = Path(args.config).read_text() if args.config.strip().endswith(".json") else args.config
         args.config = json.loads(text)
@@ -422,7 +600,7 @@ def main(argv: list[str] | None = None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
 
     torch.manual_seed(args.seed)
-    config = model_config(args.arch, args.channels, args.config)
+    config = model_config(args.arch, args.channels, args.config, args.frames)
     model = build_model(args.arch, config)
     if args.tail_init_scale != 1.0 and getattr(model, "residual", False):
         with torch.no_grad():  # near-identity at step 0: the network only learns the correction
@@ -435,10 +613,16 @@ def main(argv: list[str] | None = None) -> int:
             start = load_file(args.init)
         except WeightsError as exc:
             raise SystemExit(f"error: --init: {exc}") from None
+        how = ""
+        if type(start) is type(model) and getattr(start, "frames", 1) == 1 and args.frames > 1:
+            from vsjpegfix.models.temporal import make_temporal
+
+            start = make_temporal(start, args.frames)  # neighbour weights zero: the single-frame model exactly
+            how = f" (single-frame weights made {args.frames}-frame)"
         if type(start) is not type(model) or start.config != model.config:
             raise SystemExit(f"error: --init {args.init} holds {type(start).__name__} {start.config}, not {args.arch} {model.config}")
         model.load_state_dict(start.state_dict())
-        print(f"initialised from {args.init}", file=sys.stderr)
+        print(f"initialised from {args.init}{how}", file=sys.stderr)
     model.to(device)
     if args.channels_last:
         model.to(memory_format=torch.channels_last)
@@ -460,7 +644,7 @@ def main(argv: list[str] | None = None) -> int:
 
     paths = list_images(train_dir)
     t0 = time.perf_counter()
-    images = load_images(paths, args.channels, args.crop)
+    images = load_images(paths, args.channels, clip_min_side(args.crop) if args.frames > 1 else args.crop)
     state["data"] = describe_data(train_dir, paths, len(images))
     print(
         f"{args.arch} {model.config}: {count_parameters(model):,} parameters; "
@@ -468,7 +652,12 @@ def main(argv: list[str] | None = None) -> int:
         f"{time.perf_counter() - t0:.1f} s)",
         file=sys.stderr,
     )
-    validator = Validator(val_dir, args.val_n, args.val_qf, args.val_crop, args.channels) if args.val_n > 0 else None
+    if args.val_n <= 0:
+        validator = None
+    elif args.val_video:
+        validator = VideoValidator(val_dir, args.val_n, args.val_qp, args.val_crop, args.frames)
+    else:
+        validator = Validator(val_dir, args.val_n, args.val_qf, args.val_crop, args.channels)
 
     use_amp = device.type == "cuda" and not args.no_amp
     amp_dtype = torch.bfloat16 if use_amp and torch.cuda.is_bf16_supported() else torch.float16
@@ -483,11 +672,11 @@ def main(argv: list[str] | None = None) -> int:
         res = validator(model, device)
         state["last_val"] = res
         log_record(args.out, {"step": step, **res})
-        print(
-            f"step {step}: val QF{res['val_qf']} JPEG {res['val_psnr_jpeg']:.3f} dB -> "
-            f"model {res['val_psnr_model']:.3f} dB (gain {res['val_gain_db']:+.3f} dB)",
-            file=sys.stderr,
-        )
+        if "val_qp" in res:
+            before = f"val {VAL_CODEC} QP{res['val_qp']} centre frame {res['val_psnr_degraded']:.3f} dB"
+        else:
+            before = f"val QF{res['val_qf']} JPEG {res['val_psnr_jpeg']:.3f} dB"
+        print(f"step {step}: {before} -> model {res['val_psnr_model']:.3f} dB (gain {res['val_gain_db']:+.3f} dB)", file=sys.stderr)
         if res["val_gain_db"] > state["best_gain"]:
             state["best_gain"] = res["val_gain_db"]
             checkpoint(args.out / BEST)
@@ -496,7 +685,9 @@ def main(argv: list[str] | None = None) -> int:
         if step == 0 and validator is not None and args.val_every:
             validate()
         model.train()
-        stream = BatchStream(images, args.seed, step, args.steps, args.batch, args.crop, args.degrade)
+        stream = BatchStream(
+            images, args.seed, step, args.steps, args.batch, args.crop, args.degrade, args.frames, args.codecs, args.intra_fraction
+        )
         loader = torch.utils.data.DataLoader(
             stream, batch_size=None, num_workers=args.workers, pin_memory=device.type == "cuda",
             persistent_workers=False, prefetch_factor=4 if args.workers else None,

@@ -136,3 +136,82 @@ def test_make_batch_is_deterministic_and_grid_aligned(train_script):
         ys, xs = np.nonzero((img[: -31 : 8, : -31 : 8] == v[0, 0]).all(axis=-1))  # top-left pixel matches
         hits += [(8 * i, 8 * j) for i, j in zip(ys, xs) if np.array_equal(img[8 * i : 8 * i + 32, 8 * j : 8 * j + 32], v)]
     assert hits
+
+
+# --------------------------------------------------------------------------------------------
+# temporal models (--frames T): H.264/HEVC clips, init from single-frame weights, clip validation
+# --------------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def single_frame_weights(tmp_path_factory):
+    """An (untrained, far from identity) single-frame Fast ARCNN: any init error would show in its PSNR."""
+    from vsjpegfix.models import build_model
+    from vsjpegfix.weights import save_weights
+
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("init") / "single.safetensors"
+    save_weights(build_model("fastarcnn", {"channels": 3}), path, arch="fastarcnn")
+    return path
+
+
+def _in_process(train_script, argv: list[str]) -> int:
+    threads = torch.get_num_threads()
+    try:
+        return train_script.main(argv)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def test_temporal_run_starts_at_single_frame_model_and_exports(folders, tmp_path, train_script, single_frame_weights):
+    init = ["--init", str(single_frame_weights), "--workers", "0"]
+    # the single-frame model, validated on the clips' centre frames
+    single = tmp_path / "single"
+    assert _in_process(train_script, _args(folders, single, *init, "--val-video", "--steps", "0")) == 0
+    (ref,) = [r for r in _log(single) if "val_gain_db" in r]
+
+    temporal = tmp_path / "t3"
+    weights = tmp_path / "t3.safetensors"
+    argv = _args(folders, temporal, *init, "--frames", "3", "--codecs", "h264", "--steps", "3", "--export", str(weights))
+    assert _in_process(train_script, argv) == 0
+    vals = [r for r in _log(temporal) if "val_gain_db" in r]
+    assert [r["step"] for r in vals] == [0, 3]
+    first = vals[0]
+    assert first["val_video"] == "h264 qp37" and first["val_psnr_degraded"] == ref["val_psnr_degraded"]
+    # make_temporal: the 3-frame model starts exactly at the single-frame model
+    assert abs(first["val_psnr_model"] - ref["val_psnr_model"]) < 1e-4
+    assert abs(first["val_gain_db"] - ref["val_gain_db"]) < 1e-4
+    losses = [r for r in _log(temporal) if "loss" in r]
+    assert [r["step"] for r in losses] == [2, 3] and all(math.isfinite(r["loss"]) for r in losses)
+    assert vals[1]["val_psnr_model"] != first["val_psnr_model"]  # it trained
+
+    entry = json.loads((temporal / "export.json").read_text())
+    assert entry["config"] == {"channels": 3, "frames": 3, "residual": True}
+    assert entry["task"] == "video" and "val_psnr_gain_h264_qp37_db" in entry["training"]
+    model = load_file(weights, sha256=entry["sha256"])
+    assert model.frames == 3 and model.channels == 3
+    with torch.no_grad():
+        y = model(torch.rand(1, 9, 24, 20))
+    assert y.shape == (1, 3, 24, 20) and torch.isfinite(y).all()
+
+
+def test_frames_must_be_odd(folders, tmp_path, train_script, capsys):
+    with pytest.raises(SystemExit):
+        train_script.main(_args(folders, tmp_path / "even", "--frames", "2", "--steps", "1"))
+    assert "--frames must be a positive odd number" in capsys.readouterr().err
+
+
+def test_clip_batch_layout_and_determinism(train_script):
+    img = data.astronaut()[:160, :160]
+    a = train_script.make_clip_batch([img], seed=1, step=2, batch=2, crop=16, frames=3, codecs=("h264",))
+    b = train_script.make_clip_batch([img], seed=1, step=2, batch=2, crop=16, frames=3, codecs=("h264",))
+    for u, v in zip(a, b):
+        torch.testing.assert_close(u, v)
+    x, y, label = a
+    assert x.shape == (2, 9, 16, 16) and y.shape == (2, 3, 16, 16) and label.shape == (2, 1)
+    assert ((label > 0) & (label < 1)).all()
+    # frames in order on the channel axis, frame-major (the engine's (N, T*C, H, W) stack)
+    clip = np.broadcast_to(np.arange(3, dtype=np.uint8)[:, None, None, None], (3, 4, 4, 3))
+    stacked = train_script.stack_frames(clip)
+    assert stacked.shape == (9, 4, 4)
+    assert (stacked[:, 0, 0] * 255).round().tolist() == [0, 0, 0, 1, 1, 1, 2, 2, 2]
+    window = train_script.stack_window(np.broadcast_to(np.arange(7, dtype=np.uint8)[:, None, None, None], (7, 4, 4, 3)), 3)
+    assert (window[0, :, 0, 0] * 255).round().tolist() == [2, 2, 2, 3, 3, 3, 4, 4, 4]

@@ -153,6 +153,32 @@ def qp_label(qp: float) -> float:
     return 1.0 - qp_to_qf(qp) / 100.0
 
 
+def _moving_clip(
+    image: np.ndarray, rng: np.random.Generator, size: tuple[int, int], frames: int, max_speed: float = 3.0
+) -> tuple[np.ndarray, Motion]:
+    """Clean frames of a clip with random motion over ``image``; the motion is halved (up to 4 times) until it fits."""
+    motion = random_motion(rng, max_speed)
+    for _ in range(4):
+        try:
+            return moving_crops(image, size, frames, motion, rng), motion
+        except ValueError:
+            motion = Motion(motion.dx / 2, motion.dy / 2, motion.zoom / 2, motion.jitter)
+    raise ValueError("image too small for a clip of this size")
+
+
+def fixed_clip(
+    image: np.ndarray, rng: np.random.Generator, *, size: tuple[int, int] = (96, 96), frames: int = 7,
+    codec: str = "h264", qp: int = 37, intra: bool = False,
+) -> VideoSample:
+    """A clip from a still with random motion (from ``rng``) but a given codec, QP and GOP type.
+
+    With a seeded ``rng`` this makes fixed evaluation clips (e.g. a validation set at one QP).
+    """
+    clean, motion = _moving_clip(image, rng, size, frames)
+    degraded = encode_decode(clean, codec, qp=qp, intra=intra)
+    return VideoSample(clean, degraded, qp_label(qp), f"{codec} qp={qp}{' intra' if intra else ''} motion=({motion.dx:.1f},{motion.dy:.1f})")
+
+
 @dataclass(frozen=True)
 class VideoSample:
     """A degraded clip and its clean frames (T, H, W, 3 uint8 each), with the quality label."""
@@ -168,15 +194,7 @@ def random_clip(
     codecs: tuple[str, ...] = ("h264", "hevc"), intra_fraction: float = 0.2,
 ) -> VideoSample:
     """A random clip from a still: random motion, codec, QP in 22..51, intra-only or inter."""
-    motion = random_motion(rng)
-    for _ in range(4):
-        try:
-            clean = moving_crops(image, size, frames, motion, rng)
-            break
-        except ValueError:
-            motion = Motion(motion.dx / 2, motion.dy / 2, motion.zoom / 2, motion.jitter)
-    else:
-        raise ValueError("image too small for a clip of this size")
+    clean, motion = _moving_clip(image, rng, size, frames)
     codec = codecs[int(rng.integers(len(codecs)))]
     qp = int(rng.integers(QP_RANGE[0], QP_RANGE[1] + 1))
     intra = bool(rng.random() < intra_fraction)
