@@ -1,6 +1,7 @@
 """Weights: safetensors with manifest and checksum, .pth loading without unpickling, spandrel by path."""
 
 import json
+from pathlib import Path
 import pickle
 
 import pytest
@@ -122,3 +123,22 @@ def test_any_spandrel_model_by_path(tmp_path):
         expected = net(x).clamp(0, 1)
     assert y.shape == x.shape and pred is None and used is None
     assert torch.allclose(y, expected, atol=1e-5)
+
+
+def test_installed_package_ships_its_weights(tmp_path):
+    """A non-editable install (as in CI) carries weights/ as vsjpegfix/_shipped with its manifest."""
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VSJPEGFIX_WEIGHTS_DIR")}
+    code = "import json, vsjpegfix.weights as w; print(json.dumps([str(w.shipped_dir()), sorted(w.read_manifest())]))"
+    proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    if "No module named 'vsjpegfix'" in proc.stderr:
+        pytest.skip("vsjpegfix is not installed in this environment (only the checkout is on sys.path)")
+    assert proc.returncode == 0, proc.stderr
+    folder, names = json.loads(proc.stdout)
+    repo_manifest = json.loads((Path(__file__).resolve().parent.parent / "weights" / "manifest.json").read_text())
+    assert names == sorted(m["name"] for m in repo_manifest["models"])
+    if "site-packages" in folder:
+        assert folder.endswith("_shipped")
