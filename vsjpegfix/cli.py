@@ -80,6 +80,12 @@ def _batch_parser() -> argparse.ArgumentParser:
     p.add_argument("--glob", default=None, help="only files whose relative path or name matches this pattern, e.g. '*.mp4' (default: every video and image)")
     p.add_argument("--image-format", default="png", choices=["png", "webp", "jpg", "keep"],
                    help="output format of images: lossless png or webp, jpg (quality 95), or keep the input's extension (default: png)")
+    p.add_argument("--ray", nargs="?", const="local", default=None, metavar="ADDRESS",
+                   help="spread the files over the workers of a Ray cluster: 'auto' (the cluster running on this machine), "
+                   "a cluster address, or no value to start a local cluster on 127.0.0.1; a worker that dies mid-file is "
+                   "replaced and its file retried elsewhere (needs the 'cluster' extra) (default: no Ray, one process)")
+    p.add_argument("--ray-workers", type=int, default=None, metavar="N",
+                   help="Ray workers (each loads the model once) (default: one per GPU, else one per 4 CPU cores)")
     add_engine_options(p)
     add_output_options(p)
     return p
@@ -238,7 +244,11 @@ def _cmd_batch(argv: list[str]) -> int:
 
     if not args.src.is_dir():
         return _fail(f"{args.src} is not a directory")
-    engine = build_engine(args)
+    if args.ray_workers is not None and args.ray is None:
+        return _fail("--ray-workers needs --ray", EXIT_USAGE)
+    if args.ray_workers is not None and args.ray_workers < 1:
+        return _fail("--ray-workers must be at least 1", EXIT_USAGE)
+    engine = build_engine(args) if args.ray is None else None  # with --ray, each worker builds its own
     entries: list = []
     bars: list = []  # the overall bar, made when the first file starts (after the folders were checked)
 
@@ -253,11 +263,17 @@ def _cmd_batch(argv: list[str]) -> int:
                 overall.set_postfix_str(f"{len(entries) + 1} file(s) done", refresh=True)
 
     try:
-        run_batch(
-            args.src, args.dst, restore_one, pattern=args.glob,
-            overwrite=args.overwrite, quiet=args.quiet, entries=entries,
-            image_suffix=None if args.image_format == "keep" else f".{args.image_format}",
-        )
+        if args.ray is not None:
+            from .cluster import run_from_args
+
+            bars.append(_overall_bar(args))
+            entries[:] = run_from_args(args, entries, bar=bars[0])  # in the local mode's order
+        else:
+            run_batch(
+                args.src, args.dst, restore_one, pattern=args.glob,
+                overwrite=args.overwrite, quiet=args.quiet, entries=entries,
+                image_suffix=None if args.image_format == "keep" else f".{args.image_format}",
+            )
     except KeyboardInterrupt:
         if bars and bars[0] is not None:
             bars[0].close()
