@@ -469,3 +469,25 @@ def test_cli_double_jpeg_reports_file_and_predicted_qf_and_uses_the_dominant_one
     assert isinstance(entry["predicted_qf"], float) and 0 <= entry["predicted_qf"] <= 100
     with Image.open(root / "double.png") as out:
         assert out.size == (316, 252)
+
+
+def test_near_clean_jpeg_is_passed_through_by_a_model_without_quality_control(tmp_path):
+    """A blind Fast ARCNN over-corrects QF >= 90 JPEGs, so such files come back as decoded; QF 50 is restored."""
+    from vsjpegfix.engine import Engine
+    from vsjpegfix.image_io import restore_image_file
+    from vsjpegfix.models import FastARCNN
+
+    model = FastARCNN().eval()
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(0.05)  # a model that certainly changes its input
+    engine = Engine(model, device="cpu")
+    img = data.astronaut()[:64, :96]
+    for qf, passed in ((95, True), (50, False)):
+        src = tmp_path / f"q{qf}.jpg"
+        Image.fromarray(img).save(src, quality=qf)
+        dst = tmp_path / f"q{qf}.png"
+        report = restore_image_file(engine, src, dst)
+        same = np.array_equal(np.asarray(Image.open(src)), np.asarray(Image.open(dst)))
+        assert same is passed
+        assert ("skipped" in report.extra) is passed
