@@ -21,7 +21,8 @@ from PIL import Image
 
 ray = pytest.importorskip("ray")
 
-from test_transcode import ROOT, decoded_frames, make_video, save_identity  # noqa: E402
+from test_batch import cli, weights  # noqa: E402,F401  (the same fixtures as the local batch tests)
+from test_transcode import ROOT, decoded_frames, make_video  # noqa: E402
 from vsjpegfix.batch import is_temporary  # noqa: E402
 from vsjpegfix.cluster import init_ray, remove_temporaries_of, run_cluster  # noqa: E402
 from vsjpegfix.safe_write import temporary_name  # noqa: E402
@@ -42,20 +43,6 @@ def cluster():
     assert all(n["NodeManagerAddress"] == "127.0.0.1" for n in ray.nodes())
     yield address
     ray.shutdown()
-
-
-@pytest.fixture(scope="module")
-def weights(tmp_path_factory) -> Path:
-    return save_identity(tmp_path_factory.mktemp("weights") / "identity.safetensors")
-
-
-@pytest.fixture
-def cli():
-    from vsjpegfix import cli as cli_module
-
-    before = signal.getsignal(signal.SIGTERM)
-    yield cli_module.main
-    signal.signal(signal.SIGTERM, before)
 
 
 def planes(path: Path) -> list[np.ndarray]:

@@ -86,6 +86,34 @@ def remove_stale_temporaries(dst: Path) -> list[Path]:
     return removed
 
 
+def prepare_destination(src: Path | str, dst: Path | str, *, quiet: bool = False) -> tuple[Path, Path]:
+    """Check the folders of a batch, create ``dst`` and remove temporaries of an interrupted run."""
+    src, dst = Path(src), Path(dst)
+    if not src.is_dir():
+        raise ValueError(f"{src} is not a directory")
+    src_r, dst_r = src.resolve(), dst.resolve()
+    if dst_r == src_r or src_r in dst_r.parents:
+        raise ValueError("the destination folder must not be the source folder or inside it")
+    try:
+        dst.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ValueError(f"cannot create the destination folder {dst}: {exc.strerror or exc}") from None
+    removed = remove_stale_temporaries(dst)
+    if removed and not quiet:
+        print(f"vsjpegfix: removed {len(removed)} unfinished output(s) of an interrupted run", file=sys.stderr)
+    return src, dst
+
+
+def plan_outputs(src: Path, dst: Path, pattern: str | None, image_suffix: str | None) -> Iterator[tuple[Path, Path]]:
+    """``(input, output)`` for every media file of ``src``: same relative path under ``dst``;
+    images get ``image_suffix`` (None keeps the input's extension)."""
+    for path in find_media(src, pattern):
+        out = dst / path.relative_to(src)
+        if image_suffix and path.suffix.lower() in IMAGE_SUFFIXES:
+            out = out.with_suffix(image_suffix)
+        yield path, out
+
+
 def run_batch(
     src: Path,
     dst: Path,
@@ -105,24 +133,9 @@ def run_batch(
     ``entries``, when given, receives each entry as soon as its file is done, so a caller still has
     them when the batch is interrupted (KeyboardInterrupt propagates).
     """
-    src, dst = Path(src), Path(dst)
-    if not src.is_dir():
-        raise ValueError(f"{src} is not a directory")
-    src_r, dst_r = src.resolve(), dst.resolve()
-    if dst_r == src_r or src_r in dst_r.parents:
-        raise ValueError("the destination folder must not be the source folder or inside it")
-    try:
-        dst.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise ValueError(f"cannot create the destination folder {dst}: {exc.strerror or exc}") from None
-    removed = remove_stale_temporaries(dst)
-    if removed and not quiet:
-        print(f"vsjpegfix: removed {len(removed)} unfinished output(s) of an interrupted run", file=sys.stderr)
+    src, dst = prepare_destination(src, dst, quiet=quiet)
     entries = [] if entries is None else entries
-    for path in find_media(src, pattern):
-        out = dst / path.relative_to(src)
-        if image_suffix and path.suffix.lower() in IMAGE_SUFFIXES:
-            out = out.with_suffix(image_suffix)
+    for path, out in plan_outputs(src, dst, pattern, image_suffix):
         if out.exists() and not overwrite:
             entries.append(BatchEntry(str(path), str(out), "skipped", "output exists"))
             continue

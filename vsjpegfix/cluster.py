@@ -29,8 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from .batch import BatchEntry, find_media, is_temporary, remove_stale_temporaries
-from .image_io import IMAGE_SUFFIXES
+from .batch import BatchEntry, is_temporary, plan_outputs, prepare_destination
 
 MAX_ATTEMPTS = 3
 CPUS_PER_WORKER = 4  # without GPUs: one actor per this many CPU cores, unless told otherwise
@@ -270,28 +269,13 @@ def run_cluster(
     import ray
     from ray.exceptions import RayActorError, RayTaskError
 
-    src, dst = Path(src), Path(dst)
-    if not src.is_dir():
-        raise ValueError(f"{src} is not a directory")
-    src_r, dst_r = src.resolve(), dst.resolve()
-    if dst_r == src_r or src_r in dst_r.parents:
-        raise ValueError("the destination folder must not be the source folder or inside it")
-    try:
-        dst.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise ValueError(f"cannot create the destination folder {dst}: {exc.strerror or exc}") from None
-    removed = remove_stale_temporaries(dst)
-    if removed and not quiet:
-        print(f"vsjpegfix: removed {len(removed)} unfinished output(s) of an interrupted run", file=sys.stderr)
+    src, dst = prepare_destination(src, dst, quiet=quiet)
     options = {**options, "overwrite": overwrite, "quiet": True}
     entries = [] if entries is None else entries
     jobs: list[tuple[Path, Path]] = []
     done: dict[int, BatchEntry] = {}
     todo: deque[int] = deque()
-    for path in find_media(src, pattern):
-        out = dst / path.relative_to(src)
-        if image_suffix and path.suffix.lower() in IMAGE_SUFFIXES:
-            out = out.with_suffix(image_suffix)
+    for path, out in plan_outputs(src, dst, pattern, image_suffix):
         jobs.append((path, out))
         if out.exists() and not overwrite:
             done[len(jobs) - 1] = BatchEntry(str(path), str(out), "skipped", "output exists")

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import os
 import sys
-import threading
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
@@ -173,7 +172,6 @@ class Engine:
         if self.channels_last:
             model = model.to(memory_format=torch.channels_last)
         self.model = model
-        self._lock = threading.Lock()
 
     @staticmethod
     def _check_tile(tile: int | tuple[int, int] | None) -> tuple[int, int] | None:

@@ -9,6 +9,7 @@ out as they are requested. Nothing is written to stdout (it would corrupt ``vspi
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections import OrderedDict
 from concurrent.futures import Future
@@ -23,7 +24,7 @@ from torch import nn
 
 from .engine import Engine
 from .temporal_window import window_indices
-from .vs_frames import check_format, parse_matrix, plane_format, write_planes
+from .vs_frames import check_format, parse_matrix, plane_format, read_plane, write_planes
 
 PROP_QF = "vsjpegfix_qf"
 PROP_PREDICTED_QF = "vsjpegfix_qf_predicted"
@@ -235,14 +236,14 @@ class _Restorer:
         planes: list[list[np.ndarray]] = [[] for _ in range(count)]
         predicted: list[float | None] = [None] * count
         used: list[float | None] = [None] * count
-        ctx = torch.cuda.stream(self.streams[stream]) if self.streams else _null()
+        ctx = torch.cuda.stream(self.streams[stream]) if self.streams else contextlib.nullcontext()
         with ctx:
             for run in runs:
                 stacks = []
                 for p in range(f[0].format.num_planes):
                     per_frame = []
                     for j in run:
-                        frames = [read_planes_one(by_index[i], p) for i in windows[j]]
+                        frames = [read_plane(by_index[i], p) for i in windows[j]]
                         per_frame.append(np.stack(frames) if self.radius else frames[0])
                     stacks.append(np.stack(per_frame))
                 qf = None if qfs[run[0]] is None else [qfs[j] for j in run]
@@ -254,19 +255,6 @@ class _Restorer:
                     if res.used_qf is not None:
                         used[j] = res.used_qf[i]
         return _GroupResult(planes, predicted, used)
-
-
-class _null:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *exc: Any) -> None:
-        return None
-
-
-def read_planes_one(frame: vs.VideoFrame, plane: int) -> np.ndarray:
-    """One plane of a frame as a contiguous array."""
-    return np.ascontiguousarray(np.asarray(frame[plane]))
 
 
 def deblock(

@@ -90,9 +90,9 @@ def plane_format(fmt: vs.VideoFormat, props: Mapping, *, matrix: str | None = No
     )
 
 
-def read_planes(frame: vs.VideoFrame) -> list[np.ndarray]:
-    """The frame's planes as contiguous numpy arrays (VapourSynth arrays are strided and read-only)."""
-    return [np.ascontiguousarray(np.asarray(frame[p])) for p in range(frame.format.num_planes)]
+def read_plane(frame: vs.VideoFrame, plane: int) -> np.ndarray:
+    """One plane as a contiguous numpy array (VapourSynth arrays are strided and read-only)."""
+    return np.ascontiguousarray(np.asarray(frame[plane]))
 
 
 def write_planes(frame: vs.VideoFrame, planes: list[np.ndarray]) -> None:
