@@ -460,6 +460,7 @@ def run_single(args: argparse.Namespace) -> dict[str, Any]:
         torch.nn.functional.conv2d(torch.ones(1, 2, 8, 8), torch.ones(2, 2, 3, 3))
     rss_before = peak_rss_mib()  # baseline: everything but the case itself
     if is_cuda:
+        torch.zeros(1, device=device)  # initialise the CUDA context: the memory-stat calls need it
         torch.cuda.reset_peak_memory_stats(device)
     model = spec.build()
     engine = Engine(model, device=device, precision=args.precision, batch_size=args.batch_size, tile=args.tile or None)

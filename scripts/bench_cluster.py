@@ -9,10 +9,16 @@ gets ``cpus / workers`` CPUs and as many torch threads). Reported per run: wall 
 start-up included and excluded), files/s, frames/s; and the scaling efficiency
 ``t(1 worker) / (2 * t(2 workers))`` (1.0 = perfect; below 1 when two workers share too few cores).
 
+With ``--long``, one clip of ``--frames`` frames (a keyframe every ``--gop``) is restored with 2
+workers twice: whole (one worker does it all) and split at keyframes with ``--segment-seconds``
+(segments restored by both workers, joined by the driver without re-encoding); reported: both times,
+the segments, the speedup, and whether both outputs have the same frame timestamps.
+
 Examples::
 
     python scripts/bench_cluster.py                                   # 4 clips of 24 frames, 320x180
     python scripts/bench_cluster.py --files 8 --frames 60 --size 640x360 --json bench_cluster.json
+    python scripts/bench_cluster.py --long --frames 100 --gop 25 --segment-seconds 1
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ import platform
 import sys
 import tempfile
 import time
+from fractions import Fraction
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -55,6 +62,65 @@ def run(src: Path, dst: Path, weights: Path, workers: int) -> dict:
             "actors": len({e.worker["actor_id"] for e in entries}), "ray": ray.__version__}
 
 
+def make_long_clip(path: Path, frames: int, width: int, height: int, gop: int) -> Path:
+    """``make_clip`` re-encoded with a keyframe every ``gop`` frames (libx264 CRF 23, no scene cuts)."""
+    import av
+    from bench_transcode import make_clip
+
+    plain = make_clip(path.with_name("plain.mp4"), frames, width, height)
+    with av.open(str(plain)) as src, av.open(str(path), "w") as out:
+        v = out.add_stream("libx264", rate=25)
+        v.width, v.height, v.pix_fmt = width, height, "yuv420p"
+        v.codec_context.colorspace = v.codec_context.color_primaries = v.codec_context.color_trc = 1
+        v.codec_context.color_range = 1
+        v.options = {"crf": "23", "preset": "veryfast", "x264-params": f"keyint={gop}:min-keyint={gop}:scenecut=0"}
+        for i, frame in enumerate(src.decode(video=0)):
+            frame.pict_type = av.video.frame.PictureType.NONE
+            frame.pts, frame.time_base = i, Fraction(1, 25)
+            out.mux(v.encode(frame))
+        out.mux(v.encode())
+    plain.unlink()
+    return path
+
+
+def _video_pts(path: Path) -> list[int]:
+    import av
+
+    with av.open(str(path)) as c:
+        return sorted(p.pts for p in c.demux(c.streams.video[0]) if p.size)
+
+
+def run_long(src: Path, tmp: Path, weights: Path, segment_seconds: float) -> dict:
+    """One clip, 2 workers: whole, then in segments; the busy times exclude the workers' start-up."""
+    import ray
+
+    from vsjpegfix.cluster import _Pool, run_cluster
+
+    options = dict(model=str(weights), device="cpu", precision="fp32", qf="auto", qf_offset=0.0, tile=0, overlap=32, batch_size=1,
+                   luma_only=False, codec="ffv1", crf=None, preset=None, pix_fmt=None, matrix=None, overwrite=True)
+    started = time.perf_counter()
+    pool = _Pool(options, 2)
+    startup = time.perf_counter() - started
+    pool.shutdown()
+    del pool
+    time.sleep(1.0)
+    runs = {}
+    for label, seconds in (("whole", 0.0), ("segments", segment_seconds)):
+        started = time.perf_counter()
+        (entry,) = run_cluster(src, tmp / f"dst_{label}", options, workers=2, overwrite=True, quiet=True, segment_seconds=seconds)
+        wall = time.perf_counter() - started
+        assert entry.status == "ok", entry.reason
+        segments = entry.details.get("segments") or []
+        busy = wall - startup
+        runs[label] = {"wall_s": round(wall, 2), "busy_s": round(busy, 2), "fps": round(entry.details["frames"] / busy, 2),
+                       "segments": len(segments) or 1, "actors": len({s["worker"]["actor_id"] for s in segments}) or 1,
+                       "output": entry.output}
+        time.sleep(1.0)
+    same = _video_pts(Path(runs["whole"].pop("output"))) == _video_pts(Path(runs["segments"].pop("output")))
+    return {"startup_s": round(startup, 2), "runs": runs, "speedup": round(runs["whole"]["busy_s"] / runs["segments"]["busy_s"], 3),
+            "same_timestamps": same, "ray": ray.__version__}
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--files", type=int, default=4, help="clips in the batch")
@@ -62,6 +128,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--size", default="320x180", help="clip size WxH")
     p.add_argument("--cpus", type=int, default=os.cpu_count(), help="CPUs of the local Ray cluster")
     p.add_argument("--json", type=Path, default=None, help="also write the results here")
+    p.add_argument("--long", action="store_true", help="one long clip: whole vs split into segments, 2 workers")
+    p.add_argument("--gop", type=int, default=25, help="with --long: keyframe interval of the clip (frames)")
+    p.add_argument("--segment-seconds", type=float, default=1.0, help="with --long: --segment-seconds of the split run")
     args = p.parse_args(argv)
     width, height = (int(v) for v in args.size.lower().split("x"))
 
@@ -72,6 +141,27 @@ def main(argv: list[str] | None = None) -> int:
     from vsjpegfix.cluster import init_ray
     from vsjpegfix.models import FastARCNN
     from vsjpegfix.weights import save_weights
+
+    if args.long:
+        with tempfile.TemporaryDirectory(prefix="bench_cluster_") as tmp:
+            tmp = Path(tmp)
+            (tmp / "src").mkdir()
+            make_long_clip(tmp / "src" / "long.mp4", args.frames, width, height, args.gop)
+            torch.manual_seed(0)
+            weights = tmp / "fastarcnn.safetensors"
+            save_weights(FastARCNN(channels=3), weights, arch="fastarcnn")
+            init_ray(None, num_cpus=args.cpus)
+            try:
+                result = run_long(tmp / "src", tmp, weights, args.segment_seconds)
+            finally:
+                ray.shutdown()
+        report = {"machine": {"cpus": os.cpu_count(), "cluster_cpus": args.cpus, "platform": platform.platform()},
+                  "clip": {"frames": args.frames, "size": f"{width}x{height}", "gop": args.gop, "segment_seconds": args.segment_seconds},
+                  **result}
+        print(json.dumps(report, indent=2))
+        if args.json:
+            args.json.write_text(json.dumps(report, indent=2))
+        return 0
 
     with tempfile.TemporaryDirectory(prefix="bench_cluster_") as tmp:
         tmp = Path(tmp)

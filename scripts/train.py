@@ -75,7 +75,7 @@ from vsjpegfix.degrade_video import CODECS, QP_RANGE, fixed_clip, random_clip  #
 from vsjpegfix.metrics import psnr  # noqa: E402
 from vsjpegfix.models import build_model, count_parameters  # noqa: E402
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
 GRID = 16  # patch origins on the 16x16 macroblock grid (covers the 8x8 DCT grid)
 MARGIN = 16  # codec context around each patch, cut off after degrading
 QUALITY_LOSS_WEIGHT = 0.1
@@ -455,6 +455,14 @@ def export(model: nn.Module, args: argparse.Namespace, state: dict[str, Any]) ->
         "double_jpeg": "double JPEG, both QFs from FBCNN's distribution, shift uniform 0..7 px per axis",
         "mix": "75% single JPEG with QF from FBCNN's distribution (75% uniform 10..60, 25% uniform 8..96), "
         "25% double JPEG (two such QFs, shift uniform 0..7 px per axis); Pillow/libjpeg, 4:2:0 for colour",
+        "mix_hq": "10% near-clean single JPEG (QF uniform 85..100); otherwise 75% single JPEG with QF from FBCNN's "
+        "distribution (75% uniform 10..60, 25% uniform 8..96), 25% double JPEG (two such QFs, shift uniform 0..7 px "
+        "per axis); Pillow/libjpeg, 4:2:0 for colour",
+        "jpeg_video_mix": "50% the JPEG mix (see mix), 50% the centre frame of 5-frame clips made by a moving camera "
+        "over the patch, coded by libx264/libx265 (veryfast) at constant QP uniform 22..51 (80% with P/B frames)",
+        "jpeg_video_mix_hq": "50% the JPEG mix with 10% near-clean JPEG (see mix_hq), 50% the centre frame of 5-frame "
+        "clips made by a moving camera over the patch, coded by libx264/libx265 (veryfast) at constant QP uniform "
+        "22..51 (80% with P/B frames)",
     }.get(args.degrade, args.degrade)
     if args.frames > 1:
         degradations = (
@@ -550,7 +558,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                     "longer; with --frames T > 1 a single-frame file is made temporal (neighbour weights zero: starts "
                     "exactly at the single-frame model) and a T-frame file loads as it is")
     ap.add_argument("--tail-init-scale", type=float, default=0.1,
-                    help="scale the initial last layer of residual ARCNN/Fast ARCNN (near-identity start; 0 = exact identity)")
+                    help="scale the initial last layer of residual models (ARCNN, Fast ARCNN, FBCNN with residual=true): near-identity start; 0 = exact identity")
     ap.add_argument("--export", type=Path, help="write the final model as fp16 safetensors here")
     ap.add_argument("--name", help="model name for the manifest entry (default: file stem)")
     ap.add_argument("--description", default="")
@@ -594,6 +602,10 @@ def main(argv: list[str] | None = None) -> int:
     device = torch.device(args.device)
     if device.type == "cuda" and not torch.cuda.is_available():
         raise SystemExit("error: --device cuda but CUDA is not available")
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True  # fixed batch shapes: let cuDNN pick the fastest kernels
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
     train_dir, val_dir = args.train.resolve(), args.val.resolve()
     if train_dir == val_dir or val_dir.is_relative_to(train_dir) or train_dir.is_relative_to(val_dir):
         raise SystemExit(f"error: training folder {train_dir} and validation folder {val_dir} overlap")
@@ -603,9 +615,10 @@ def main(argv: list[str] | None = None) -> int:
     config = model_config(args.arch, args.channels, args.config, args.frames)
     model = build_model(args.arch, config)
     if args.tail_init_scale != 1.0 and getattr(model, "residual", False):
+        tail = model.reconstruct if hasattr(model, "reconstruct") else model.m_tail  # ARCNN family / FBCNN
         with torch.no_grad():  # near-identity at step 0: the network only learns the correction
-            model.reconstruct.weight.mul_(args.tail_init_scale)
-            model.reconstruct.bias.zero_()
+            tail.weight.mul_(args.tail_init_scale)
+            tail.bias.zero_()
     if args.init is not None:
         from vsjpegfix.weights import WeightsError, load_file
 

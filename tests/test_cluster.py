@@ -1,16 +1,23 @@
 """``vsjpegfix batch --ray``: a real local Ray cluster (127.0.0.1) with two workers.
 
 Same outputs and report as the local batch mode, a worker killed mid-file, a file whose worker dies
-on every try, and a driver killed (SIGKILL) then run again.
+on every try, and a driver killed (SIGKILL) then run again. A long video split at keyframes into
+segments restored by both workers and joined (``--segment-seconds``): the same frames, timestamps and
+pixels (FFV1) as restoring it whole, with a temporal model; a segment whose worker dies, a segment
+that fails. ``--ray auto`` joining a cluster started with ``ray start --head`` on 127.0.0.1.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import secrets
+import shutil
 import signal
+import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -22,9 +29,10 @@ from PIL import Image
 ray = pytest.importorskip("ray")
 
 from test_batch import cli, weights  # noqa: E402,F401  (the same fixtures as the local batch tests)
-from test_transcode import ROOT, decoded_frames, make_video  # noqa: E402
+from test_segments import SECONDS, gop_clip, random_model  # noqa: E402
+from test_transcode import ROOT, assert_same_pictures, decoded_frames, frame_times, make_video, opts, stream_packets  # noqa: E402
 from vsjpegfix.batch import is_temporary  # noqa: E402
-from vsjpegfix.cluster import init_ray, remove_temporaries_of, run_cluster  # noqa: E402
+from vsjpegfix.cluster import init_ray, remove_temporaries_of, run_cluster, run_from_args  # noqa: E402
 from vsjpegfix.safe_write import temporary_name  # noqa: E402
 
 OPTIONS = dict(model=None, device="cpu", precision="fp32", qf="auto", qf_offset=0.0, tile=0, overlap=32, batch_size=1,
@@ -84,6 +92,8 @@ def test_ray_option_errors(tmp_path, cli, capsys):
     assert capsys.readouterr().err.strip() == "vsjpegfix: error: --ray-workers needs --ray"
     assert cli(["batch", str(tmp_path / "src"), str(tmp_path / "dst"), "--ray", "--ray-workers", "0"]) == 2
     assert capsys.readouterr().err.strip() == "vsjpegfix: error: --ray-workers must be at least 1"
+    assert cli(["batch", str(tmp_path / "src"), str(tmp_path / "dst"), "--segment-seconds", "5"]) == 2
+    assert capsys.readouterr().err.strip() == "vsjpegfix: error: --segment-seconds needs --ray"
 
 
 def test_a_worker_that_cannot_load_the_model_is_one_error_line(tmp_path, cluster, cli, capsys):
@@ -208,3 +218,169 @@ def test_driver_killed_then_resumed(tmp_path, cluster, weights, cli, capsys):
     assert sorted(p.name for p in dst.iterdir()) == names
     for name in names:
         assert len(planes(dst / name)) == 30
+
+
+# ---------------------------------------------------------------------------- one long video in segments
+
+
+@pytest.fixture(scope="module")
+def temporal_weights(tmp_path_factory) -> Path:
+    """A random 3-frame temporal Fast ARCNN whose neighbours count (tests/test_segments.py)."""
+    from vsjpegfix.weights import save_weights
+
+    path = tmp_path_factory.mktemp("temporal") / "t3.safetensors"
+    save_weights(random_model(frames=3), path, arch="fastarcnn")
+    return path
+
+
+def _batch_args(argv: list[str]):
+    """``vsjpegfix batch`` arguments parsed as the command line does."""
+    from vsjpegfix.cli import _batch_parser
+
+    return _batch_parser().parse_args(argv)
+
+
+def test_a_long_video_is_split_at_keyframes_restored_in_parallel_and_joined(tmp_path, cluster, temporal_weights):
+    from vsjpegfix.engine import Engine
+    from vsjpegfix.transcode import transcode
+    from vsjpegfix.weights import load_model
+
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    gop_clip(src / "long.mp4", audio=["aac"])  # 40 frames, a keyframe every 8: five segments
+    make_video(src / "short.mp4", frames=4)
+    args = _batch_args([str(src), str(dst), "--model", str(temporal_weights), "--codec", "ffv1", "--device", "cpu", "--quiet",
+                        "--ray", "--ray-workers", "2", "--segment-seconds", str(SECONDS)])
+    assert args.segment_seconds == SECONDS
+    entries = run_from_args(args, [])
+    by_name = {Path(e.input).name: e for e in entries}
+    long, short = by_name["long.mp4"], by_name["short.mp4"]
+    assert long.status == short.status == "ok", (long.reason, short.reason)
+    segments = long.details["segments"]
+    assert [(s["index"], s["first_frame"], s["frames"], s["attempts"]) for s in segments] == [(k, 8 * k, 8, 1) for k in range(5)]
+    assert len({s["worker"]["actor_id"] for s in segments}) == 2  # restored in parallel by both workers
+    assert long.details["frames"] == 40 and "segments" not in short.details
+    # the whole file restored in one piece by the same model (what the local batch does)
+    engine = Engine(load_model(str(temporal_weights)), device="cpu")
+    assert engine.frames == 3
+    transcode(src / "long.mp4", tmp_path / "whole.mp4", engine, opts(codec="ffv1"))
+    assert frame_times(tmp_path / "whole.mp4") == frame_times(dst / "long.mp4") == frame_times(src / "long.mp4")
+    assert_same_pictures(tmp_path / "whole.mp4", dst / "long.mp4")  # border frames included
+    assert stream_packets(tmp_path / "whole.mp4", "audio") == stream_packets(dst / "long.mp4", "audio")
+    assert no_temporaries(dst) and sorted(p.name for p in dst.iterdir()) == ["long.mp4", "short.mp4"]
+
+
+def test_segment_seconds_must_not_be_negative(tmp_path):
+    (tmp_path / "src").mkdir()
+    with pytest.raises(ValueError, match="--segment-seconds must be 0"):
+        run_cluster(tmp_path / "src", tmp_path / "dst", OPTIONS, segment_seconds=-1)
+
+
+def _kill_when_created(path: Path, pid: int, killed: list[int]) -> threading.Thread:
+    """Kill ``pid`` (SIGKILL) as soon as ``path`` appears: the worker dies while writing it."""
+
+    def watch() -> None:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if path.exists():
+                os.kill(pid, signal.SIGKILL)
+                killed.append(pid)
+                return
+            time.sleep(0.005)
+
+    t = threading.Thread(target=watch, daemon=True)
+    t.start()
+    return t
+
+
+def test_a_segment_whose_worker_dies_is_restored_again_elsewhere(tmp_path, cluster, weights):
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    gop_clip(src / "long.mkv", size=(320, 240))  # big enough frames that a segment takes a while
+    killed: list[int] = []
+
+    def on_dispatch(path: Path, info: dict) -> None:
+        if info.get("segment") == 2 and not killed:
+            _kill_when_created(Path(info["temporary"]), info["pid"], killed)
+
+    entries = run_cluster(src, dst, {**OPTIONS, "model": str(weights)}, workers=2, quiet=True, on_dispatch=on_dispatch, segment_seconds=SECONDS)
+    assert killed, "the worker was not killed"
+    (entry,) = entries
+    assert entry.status == "ok", entry.reason
+    attempts = [s["attempts"] for s in entry.details["segments"]]
+    assert attempts == [1, 1, 2, 1, 1] and entry.details["segments"][2]["worker"]["pid"] != killed[0]
+    assert frame_times(dst / "long.mkv") == frame_times(src / "long.mkv")
+    restored, decoded = planes(dst / "long.mkv"), planes(src / "long.mkv")
+    assert len(restored) == len(decoded) == 40 and all(np.array_equal(a, b) for a, b in zip(restored, decoded))  # identity model, FFV1
+    assert no_temporaries(dst) and [p.name for p in dst.iterdir()] == ["long.mkv"]
+
+
+def test_a_failing_segment_fails_its_file_and_leaves_nothing(tmp_path, cluster, weights):
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    gop_clip(src / "long.mp4")
+    make_video(src / "other.mp4", frames=3)
+
+    def on_dispatch(path: Path, info: dict) -> None:
+        if info.get("segment") == 2:  # the input vanishes: segment 2 cannot be read
+            (src / "long.mp4").unlink(missing_ok=True)
+
+    entries = run_cluster(src, dst, {**OPTIONS, "model": str(weights)}, workers=2, quiet=True, on_dispatch=on_dispatch, segment_seconds=SECONDS)
+    by_name = {Path(e.input).name: e for e in entries}
+    assert by_name["long.mp4"].status == "failed" and "no such file" in by_name["long.mp4"].reason, by_name["long.mp4"]
+    assert "\n" not in by_name["long.mp4"].reason
+    assert by_name["other.mp4"].status == "ok"  # the batch goes on
+    assert no_temporaries(dst) and [p.name for p in dst.iterdir()] == ["other.mp4"]
+
+
+# ---------------------------------------------------------------------------- --ray auto
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_ray_auto_joins_the_cluster_started_with_ray_start(tmp_path, weights):
+    """``ray start --head`` on 127.0.0.1 (its own temp dir and token), then ``vsjpegfix batch --ray auto``
+    in another process: the file is restored by an actor of that cluster, found through the address
+    file ``ray start`` writes (other clusters running on this machine, e.g. this module's, are ignored)."""
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    make_video(src / "a.mp4", frames=3)
+    base = Path(tempfile.mkdtemp(prefix="vjr", dir="/tmp"))  # short: Ray's socket paths must stay under 108 bytes
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    env.update(RAY_TMPDIR=str(base), RAY_AUTH_MODE="token", RAY_AUTH_TOKEN=secrets.token_hex(32), RAY_GRACEFUL_SHUTDOWN_DRAIN_TIMEOUT_S="0",
+               RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER="0", PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1")
+    ray_cli = Path(sys.executable).parent / "ray"
+    log = open(base / "head.log", "wb")  # noqa: SIM115 - closed below
+    head = subprocess.Popen([str(ray_cli), "start", "--head", "--block", f"--port={_free_port()}", "--node-ip-address=127.0.0.1",
+                             "--num-cpus=1", "--include-dashboard=false", "--disable-usage-stats"],
+                            stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+    try:
+        address_file = base / "ray" / "ray_current_cluster"
+        deadline = time.monotonic() + 90
+        while not address_file.exists() and head.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert address_file.exists(), (base / "head.log").read_text()[-2000:]
+        address = address_file.read_text().strip()
+        assert address.startswith("127.0.0.1:"), address
+        session = base / "ray" / "session_latest"
+        node_ids = {p.name.rsplit("_", 1)[1] for p in session.glob("gcs_server_port_*")}
+        assert len(node_ids) == 1
+        proc = subprocess.run([sys.executable, "-m", "vsjpegfix", "batch", str(src), str(dst), "--model", str(weights), "--codec", "ffv1",
+                               "--device", "cpu", "--quiet", "--ray", "auto", "--json", str(tmp_path / "r.json")],
+                              capture_output=True, text=True, timeout=240, env=env)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        (entry,) = json.loads((tmp_path / "r.json").read_text())["files"]
+        worker = entry["worker"]
+        assert entry["status"] == "ok" and worker["node_ip"] == "127.0.0.1"
+        assert worker["node_id"] in node_ids  # the head's node, not a cluster of its own
+        assert list((session / "logs").glob(f"python-core-worker-*_{worker['pid']}.log"))  # an actor of that session
+        assert len(planes(dst / "a.mp4")) == 3
+    finally:
+        head.send_signal(signal.SIGTERM)  # `ray start --block` stops the processes it started
+        try:
+            head.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(head.pid, signal.SIGKILL)
+            head.wait()
+        log.close()
+        shutil.rmtree(base, ignore_errors=True)

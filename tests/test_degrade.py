@@ -115,6 +115,20 @@ def test_registry_degradations(astronaut, name):
         np.testing.assert_array_equal(out.clean, astronaut[64 - h : 64, 64 - w : 64])
 
 
+def test_mix_hq_adds_near_clean_jpeg(astronaut):
+    rng = np.random.default_rng(5)
+    infos = [DEGRADATIONS["mix_hq"](astronaut[:64, :64], rng) for _ in range(300)]
+    near_clean = [d for d in infos if d.info.startswith("jpeg q=") and int(d.info.split("=")[1]) >= 97]
+    # QF 97..100 only comes from the near-clean branch (FBCNN's distribution stops at 96): ~10 % x 4/16
+    assert 1 <= len(near_clean) <= 25
+    for d in near_clean:
+        qf = int(d.info.split("=")[1])
+        assert d.label == pytest.approx(quality_label(qf)) and d.label <= 0.03
+        assert psnr(d.clean, d.degraded) > 38  # near-clean input
+    doubles = sum(math.isnan(d.label) for d in infos)
+    assert 40 <= doubles <= 100  # ~0.9 x 25 % double JPEG stays in the mix
+
+
 def test_register_degradation_rejects_duplicates():
     with pytest.raises(ValueError):
         register_degradation("jpeg")(lambda clean, rng: Degraded(clean, clean, 0.0))

@@ -153,3 +153,23 @@ def test_bad_configs_are_rejected():
         FBCNN(in_nc=4, out_nc=3)
     with pytest.raises(ValueError, match="single-frame"):
         make_temporal(ARCNN(frames=3), 5)
+
+
+def test_residual_fbcnn_learns_only_the_correction():
+    model = FBCNN(nc=(8, 8, 8, 8), nb=1, residual=True).eval()
+    assert model.config["residual"] is True
+    assert "residual" not in FBCNN(nc=(8, 8, 8, 8), nb=1).config  # official layout: no key, no skip
+    x = torch.rand(2, 3, 21, 30)
+    with torch.no_grad():
+        model.m_tail.weight.zero_()
+        model.m_tail.bias.zero_()
+        y, q = model(x)
+    torch.testing.assert_close(y, x)  # zero correction: exactly the input, whatever the padding
+    assert q.shape == (2, 1)
+    # a temporal residual FBCNN adds the centre frame, and starts equal to the single-frame model
+    with torch.no_grad():
+        model.m_tail.weight.normal_(0, 0.01)
+        clip = torch.rand(1, 9, 16, 24)
+        t3 = make_temporal(model, 3).eval()
+        assert t3.config["residual"] is True and t3.config["in_nc"] == 9
+        torch.testing.assert_close(t3(clip)[0], model(clip[:, 3:6])[0], rtol=0, atol=1e-6)

@@ -215,3 +215,41 @@ def test_clip_batch_layout_and_determinism(train_script):
     assert (stacked[:, 0, 0] * 255).round().tolist() == [0, 0, 0, 1, 1, 1, 2, 2, 2]
     window = train_script.stack_window(np.broadcast_to(np.arange(7, dtype=np.uint8)[:, None, None, None], (7, 4, 4, 3)), 3)
     assert (window[0, :, 0, 0] * 255).round().tolist() == [2, 2, 2, 3, 3, 3, 4, 4, 4]
+
+
+def test_pack_training_data_keeps_pixels_and_trains_residual_fbcnn(folders, tmp_path, train_script):
+    """scripts/pack_training_data.py: JPEGs byte for byte, the rest as lossless WebP crops; train.py reads the pack."""
+    sys.path.insert(0, str(SCRIPT.parent))
+    try:
+        import pack_training_data
+    finally:
+        sys.path.remove(str(SCRIPT.parent))
+    train, val = folders
+    pack = tmp_path / "pack"
+    assert pack_training_data.main([str(pack), "--train", str(train), "--val", str(val), "--crop", "64", "--val-n", "1"]) == 0
+    assert (pack / "train" / "small.jpg").read_bytes() == (train / "small.jpg").read_bytes()
+    crops = sorted((pack / "train" / "sub").glob("*.webp"))
+    assert len(crops) == 4
+    for crop in crops:  # lossless: every crop is found verbatim in its source image
+        src = np.array(Image.open(train / "sub" / f"{crop.stem.rsplit('_', 1)[0]}.png"))
+        c = np.array(Image.open(crop))
+        assert c.shape == (64, 64, 3)
+        hits = [
+            (y, x) for y in range(src.shape[0] - 63) for x in range(src.shape[1] - 63)
+            if np.array_equal(src[y : y + 64, x : x + 64], c)
+        ]
+        assert hits
+    assert [p.name for p in (pack / "val" / val.name).iterdir()] == ["v0.webp"]
+    assert pack_training_data.main([str(pack)]) == 2  # never overwrites
+
+    out = tmp_path / "fbcnn"
+    argv = [
+        "--arch", "fbcnn", "--config", '{"nc": [8, 8, 8, 8], "nb": 1, "residual": true}', "--channels", "3",
+        "--train", str(pack / "train"), "--val", str(pack / "val" / val.name), "--out", str(out),
+        "--batch", "2", "--crop", "16", "--steps", "2", "--degrade", "mix_hq", "--val-n", "1", "--val-crop", "32",
+        "--threads", "1", "--workers", "0", "--no-progress", "--tail-init-scale", "0",
+    ]  # fmt: skip
+    assert _in_process(train_script, argv) == 0
+    vals = [r for r in _log(out) if "val_gain_db" in r]
+    assert vals[0]["step"] == 0 and vals[0]["val_gain_db"] == pytest.approx(0.0, abs=1e-9)  # exact identity start
+    assert vals[-1]["step"] == 2

@@ -86,6 +86,9 @@ def _batch_parser() -> argparse.ArgumentParser:
                    "replaced and its file retried elsewhere (needs the 'cluster' extra) (default: no Ray, one process)")
     p.add_argument("--ray-workers", type=int, default=None, metavar="N",
                    help="Ray workers (each loads the model once) (default: one per GPU, else one per 4 CPU cores)")
+    from .cluster import add_cluster_options
+
+    add_cluster_options(p)
     add_engine_options(p)
     add_output_options(p)
     return p
@@ -141,10 +144,26 @@ def build_engine(args: argparse.Namespace):
     )
 
 
+def transcode_options(args: argparse.Namespace):
+    """The :class:`vsjpegfix.transcode.TranscodeOptions` that the parsed command-line options ask for."""
+    from .transcode import TranscodeOptions
+
+    return TranscodeOptions(
+        codec=args.codec,
+        crf=args.crf,
+        preset=args.preset,
+        pix_fmt=args.pix_fmt,
+        qf="qp" if str(args.qf).lower() == "qp" else "auto",
+        matrix={"709": "bt709", "601": "bt601", "2020": "bt2020"}.get(args.matrix) if args.matrix else None,
+        overwrite=args.overwrite,
+        progress=not args.quiet,
+    )
+
+
 def _restore_file(engine, src: Path, dst: Path, args: argparse.Namespace, overall=None) -> dict:
     """Restore one image or video; returns its report entry."""
     from .image_io import is_image_path, restore_image_file
-    from .transcode import TranscodeOptions, transcode
+    from .transcode import transcode
 
     if is_image_path(src):
         if not is_image_path(dst):
@@ -155,16 +174,7 @@ def _restore_file(engine, src: Path, dst: Path, args: argparse.Namespace, overal
         if overall is not None:
             overall.update(1)
         return {"kind": "image", **dataclasses.asdict(result)}
-    options = TranscodeOptions(
-        codec=args.codec,
-        crf=args.crf,
-        preset=args.preset,
-        pix_fmt=args.pix_fmt,
-        qf="qp" if str(args.qf).lower() == "qp" else "auto",
-        matrix={"709": "bt709", "601": "bt601", "2020": "bt2020"}.get(args.matrix) if args.matrix else None,
-        overwrite=args.overwrite,
-        progress=not args.quiet,
-    )
+    options = transcode_options(args)
     report = transcode(src, dst, engine, options, overall=overall)
     return {"kind": "video", **report.as_dict()}
 
@@ -248,6 +258,8 @@ def _cmd_batch(argv: list[str]) -> int:
         return _fail("--ray-workers needs --ray", EXIT_USAGE)
     if args.ray_workers is not None and args.ray_workers < 1:
         return _fail("--ray-workers must be at least 1", EXIT_USAGE)
+    if args.segment_seconds and args.ray is None:
+        return _fail("--segment-seconds needs --ray", EXIT_USAGE)
     engine = build_engine(args) if args.ray is None else None  # with --ray, each worker builds its own
     entries: list = []
     bars: list = []  # the overall bar, made when the first file starts (after the folders were checked)

@@ -220,3 +220,22 @@ def random_jpeg_mix(clean: np.ndarray, rng: np.random.Generator) -> Degraded:
     if rng.random() < MIX_DOUBLE_FRACTION:
         return random_double_jpeg(clean, rng)
     return random_jpeg(clean, rng)
+
+
+#: Fraction of near-clean samples in the ``"mix_hq"`` degradation, and their QF range.
+MIX_HQ_FRACTION = 0.1
+NEAR_CLEAN_QF_RANGE = (85, 100)
+
+
+@register_degradation("mix_hq")
+def random_jpeg_mix_hq(clean: np.ndarray, rng: np.random.Generator) -> Degraded:
+    """The ``"mix"`` degradation plus 10 % near-clean single JPEG (QF uniform 85..100).
+
+    FBCNN's own QF distribution rarely goes above 90, and a model that never saw near-clean
+    input over-corrects it (FBCNN loses about 0.8 dB at QF 100); these samples teach the
+    network that restoring near-clean input means leaving it nearly alone.
+    """
+    if rng.random() < MIX_HQ_FRACTION:
+        qf = _randint(rng, *NEAR_CLEAN_QF_RANGE)
+        return Degraded(clean, jpeg(clean, qf), quality_label(qf), f"jpeg q={qf}")
+    return random_jpeg_mix(clean, rng)

@@ -232,3 +232,12 @@ def random_jpeg_video_mix(clean: np.ndarray, rng: np.random.Generator) -> Degrad
         return DEGRADATIONS["mix"](clean, rng)
     return _centre_frame_sample(clean, rng, ("h264", "hevc"))
 
+
+@register_degradation("jpeg_video_mix_hq")
+def random_jpeg_video_mix_hq(clean: np.ndarray, rng: np.random.Generator) -> Degraded:
+    """Half ``"mix_hq"`` (JPEG with 10 % near-clean), half H.264/HEVC (for the video-capable FBCNN)."""
+    from .degrade import DEGRADATIONS
+
+    if rng.random() < 0.5:
+        return DEGRADATIONS["mix_hq"](clean, rng)
+    return _centre_frame_sample(clean, rng, ("h264", "hevc"))
