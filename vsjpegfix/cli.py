@@ -121,7 +121,7 @@ def add_engine_options(p: argparse.ArgumentParser) -> None:
 
 def build_engine(args: argparse.Namespace):
     """Engine from parsed options (raises ValueError subclasses with user-facing messages)."""
-    from .engine import Engine
+    from .engine import Engine, resolve_device
     from .weights import default_model_name, load_model
 
     qf = None
@@ -130,7 +130,7 @@ def build_engine(args: argparse.Namespace):
             qf = float(args.qf)
         except ValueError:
             raise ValueError(f"--qf must be 'auto', 'blind', 'qp' or a number 0..100, got {args.qf!r}") from None
-    model = load_model(args.model or default_model_name())
+    model = load_model(args.model or default_model_name(resolve_device(args.device).type))
     return Engine(
         model,
         device=args.device,

@@ -40,13 +40,11 @@ from typing import Any, Iterator
 
 import av
 
-from .av_frames import FrameFormatError, layout_of, planar_format
 from .batch import TEMP_MARK
 from .engine import Engine
 from .safe_write import atomic_output, check_output
 from .transcode import (
     _END,
-    QP_CODECS,
     TranscodeError,
     TranscodeOptions,
     TranscodeReport,
@@ -56,13 +54,11 @@ from .transcode import (
     _copy_metadata,
     _join,
     _mux_copy,
+    _open_video,
     _Pipeline,
-    _plan_matrix,
-    _plan_output,
+    _plan,
     _video_stream,
-    _warn,
     open_input,
-    probe,
 )
 
 SEGMENT_MARK = ".~seg"  # segment temporaries: ``.STEM.~segNNNN.XXXXXXXX.part.EXT`` beside the output
@@ -230,20 +226,6 @@ def remove_segment_temporaries(out: Path | str) -> list[Path]:
 # ---------------------------------------------------------------------------- one segment (worker side)
 
 
-def _check_options(engine: Engine, options: TranscodeOptions) -> av.codec.Codec:
-    if options.qf not in ("auto", "qp"):
-        raise TranscodeError(f"unknown quality mode {options.qf!r}; use 'auto' or 'qp'")
-    if options.qf == "qp" and not engine.has_quality:
-        raise TranscodeError("--qf qp needs a model with quality control (FBCNN)")
-    try:
-        codec = av.codec.Codec(options.codec, "w")
-    except (av.FFmpegError, ValueError):
-        raise TranscodeError(f"unknown encoder {options.codec!r}") from None
-    if codec.type != "video":
-        raise TranscodeError(f"{options.codec} is not a video encoder")
-    return codec
-
-
 def _decode_segment(pipe: _Pipeline, container, video, segment: Segment, seek: bool) -> None:
     """Stage 1 of a segment: decode exactly the frames ``segment.pts`` into the restoration queue."""
     try:
@@ -315,30 +297,13 @@ def restore_segment(
 def _restore_segment(engine: Engine, src: Path, dst: Path, segment: Segment, options: TranscodeOptions, overall, *, seek: bool) -> dict[str, Any]:
     report = TranscodeReport(str(src), str(dst), codec=options.codec, qf_mode=options.qf)
     quiet = not options.progress
-    codec = _check_options(engine, options)
-    info = probe(src)
-    report.input_pix_fmt, report.width, report.height = info.pix_fmt, info.width, info.height
-    try:
-        in_layout = layout_of(planar_format(info.pix_fmt))
-    except FrameFormatError as exc:
-        raise TranscodeError(f"{src}: {exc}") from None
-    out_fmt = _plan_output(codec, in_layout, info, options, report, quiet)
-    matrix = _plan_matrix(in_layout, info, options, report, quiet)
+    codec, info, out_fmt, matrix = _plan(src, engine, options, report, quiet)
     started = time.perf_counter()
     owned = segment.owned_pts()
     lead = segment.start - segment.context_start
     with open_input(src) as container:
-        video = _video_stream(container, src)
-        video.codec_context.thread_type = "AUTO"
-        if options.qf == "qp":
-            if video.codec_context.name not in QP_CODECS:
-                _warn(report, f"--qf qp: {video.codec_context.name} exports no quantiser; using blind prediction", quiet)
-                report.qf_mode = "auto (no QP in this codec)"
-                options = TranscodeOptions(**{**options.__dict__, "qf": "auto"})
-            else:
-                video.codec_context.options = {**video.codec_context.options, "export_side_data": "venc_params"}
-        rate = video.average_rate or video.guessed_rate or Fraction(25)
-        pipe = _Pipeline(src, engine, options, report, out_fmt, Fraction(rate))
+        video, options, rate = _open_video(container, src, options, report, quiet)
+        pipe = _Pipeline(src, engine, options, report, out_fmt, rate)
         pipe.matrix = matrix
         try:
             output = av.open(str(dst), "w")

@@ -533,6 +533,48 @@ class _Pipeline:
         return out
 
 
+def _plan(src: Path, engine: Engine, options: TranscodeOptions, report: TranscodeReport, quiet: bool):
+    """Check the options against the engine and plan the output: ``(encoder, input info, output format, matrix)``."""
+    if options.qf not in ("auto", "qp"):
+        raise TranscodeError(f"unknown quality mode {options.qf!r}; use 'auto' or 'qp'")
+    if options.qf == "qp" and not engine.has_quality:
+        raise TranscodeError("--qf qp needs a model with quality control (FBCNN)")
+    try:
+        codec = av.codec.Codec(options.codec, "w")
+    except (av.FFmpegError, ValueError):
+        raise TranscodeError(f"unknown encoder {options.codec!r}") from None
+    if codec.type != "video":
+        raise TranscodeError(f"{options.codec} is not a video encoder")
+    info = probe(src)
+    report.input_pix_fmt, report.width, report.height = info.pix_fmt, info.width, info.height
+    try:
+        in_layout = layout_of(planar_format(info.pix_fmt))
+    except FrameFormatError as exc:
+        raise TranscodeError(f"{src}: {exc}") from None
+    out_fmt = _plan_output(codec, in_layout, info, options, report, quiet)
+    matrix = _plan_matrix(in_layout, info, options, report, quiet)
+    return codec, info, out_fmt, matrix
+
+
+def _open_video(container, src: Path, options: TranscodeOptions, report: TranscodeReport, quiet: bool):
+    """Set up the input's video stream for decoding: ``(stream, options, frame rate)``.
+
+    With ``--qf qp`` the decoder exports per-macroblock QPs; for a codec that has none the options
+    fall back to blind prediction (with a warning in the report).
+    """
+    video = _video_stream(container, src)
+    video.codec_context.thread_type = "AUTO"
+    if options.qf == "qp":
+        if video.codec_context.name not in QP_CODECS:
+            _warn(report, f"--qf qp: {video.codec_context.name} exports no quantiser; using blind prediction", quiet)
+            report.qf_mode = "auto (no QP in this codec)"
+            options = TranscodeOptions(**{**options.__dict__, "qf": "auto"})
+        else:
+            video.codec_context.options = {**video.codec_context.options, "export_side_data": "venc_params"}
+    rate = video.average_rate or video.guessed_rate or Fraction(25)
+    return video, options, Fraction(rate)
+
+
 # ---------------------------------------------------------------------------- transcode
 
 
@@ -550,38 +592,11 @@ def transcode(src: Path | str, dst: Path | str, engine: Engine, options: Transco
     report = TranscodeReport(str(src), str(dst), codec=options.codec, qf_mode=options.qf)
     quiet = not options.progress
     check_output(src, dst, overwrite=options.overwrite)
-    if options.qf not in ("auto", "qp"):
-        raise TranscodeError(f"unknown quality mode {options.qf!r}; use 'auto' or 'qp'")
-    if options.qf == "qp" and not engine.has_quality:
-        raise TranscodeError("--qf qp needs a model with quality control (FBCNN)")
-    try:
-        codec = av.codec.Codec(options.codec, "w")
-    except (av.FFmpegError, ValueError):
-        raise TranscodeError(f"unknown encoder {options.codec!r}") from None
-    if codec.type != "video":
-        raise TranscodeError(f"{options.codec} is not a video encoder")
-    info = probe(src)
-    report.input_pix_fmt, report.width, report.height = info.pix_fmt, info.width, info.height
-    try:
-        in_pix = planar_format(info.pix_fmt)
-        in_layout = layout_of(in_pix)
-    except FrameFormatError as exc:
-        raise TranscodeError(f"{src}: {exc}") from None
-    out_fmt = _plan_output(codec, in_layout, info, options, report, quiet)
-    matrix = _plan_matrix(in_layout, info, options, report, quiet)
+    codec, info, out_fmt, matrix = _plan(src, engine, options, report, quiet)
     started = time.perf_counter()
     with open_input(src) as container, atomic_output(dst, overwrite=options.overwrite) as tmp:
-        video = _video_stream(container, src)
-        video.codec_context.thread_type = "AUTO"
-        if options.qf == "qp":
-            if video.codec_context.name not in QP_CODECS:
-                _warn(report, f"--qf qp: {video.codec_context.name} exports no quantiser; using blind prediction", quiet)
-                report.qf_mode = "auto (no QP in this codec)"
-                options = TranscodeOptions(**{**options.__dict__, "qf": "auto"})
-            else:
-                video.codec_context.options = {**video.codec_context.options, "export_side_data": "venc_params"}
-        rate = video.average_rate or video.guessed_rate or Fraction(25)
-        pipe = _Pipeline(src, engine, options, report, out_fmt, Fraction(rate))
+        video, options, rate = _open_video(container, src, options, report, quiet)
+        pipe = _Pipeline(src, engine, options, report, out_fmt, rate)
         pipe.matrix = matrix
         try:
             output = av.open(str(tmp), "w")
