@@ -49,7 +49,7 @@ def test_safetensors_roundtrip_fp16(tmp_path):
 def test_manifest_name_loads_and_verifies_checksum(weights_dir):
     path = _publish(weights_dir, "tiny", FBCNN(nc=(8, 16, 24, 32), nb=1), "fbcnn")
     assert set(read_manifest()) == {"tiny"}
-    assert default_model_name() == default_model_name("cuda") == "tiny"  # the only one
+    assert default_model_name() == "tiny"  # the only one
     assert isinstance(load_model("tiny"), FBCNN)
     data = bytearray(path.read_bytes())
     data[-10] ^= 0xFF
@@ -98,14 +98,19 @@ def test_shape_mismatch_names_the_tensor(tmp_path):
         load_file(tmp_path / "bad.pth")
 
 
-def test_default_model_depends_on_the_device(weights_dir):
+def test_default_model_per_kind_of_input(weights_dir):
     entries = []
-    for name, model, arch in [("fastarcnn", FastARCNN(channels=3), "fastarcnn"), ("fbcnn-s", FBCNN(nc=(8, 8, 8, 8), nb=1), "fbcnn")]:
+    models = [("fastarcnn", FastARCNN(channels=3), "fastarcnn"), ("fbcnn-s", FBCNN(nc=(8, 8, 8, 8), nb=1), "fbcnn"),
+              ("fbcnn-s-video", FBCNN(nc=(8, 8, 8, 8), nb=1), "fbcnn")]
+    for name, model, arch in models:
         sha = save_weights(model, weights_dir / f"{name}.safetensors", arch=arch)
         entries.append({"name": name, "file": f"{name}.safetensors", "arch": arch, "config": model.config, "sha256": sha})
-    (weights_dir / "manifest.json").write_text(json.dumps({"models": entries}))
-    assert default_model_name("cuda") == "fbcnn-s"  # quality control and the best scores where FLOPs are cheap
-    assert default_model_name("cpu") == default_model_name() == "fastarcnn"  # 16x fewer FLOPs per frame
+    for n in range(3, 0, -1):  # drop the preferred ones one by one
+        (weights_dir / "manifest.json").write_text(json.dumps({"models": entries[:n]}))
+        assert default_model_name() == default_model_name("video") == ["fastarcnn", "fbcnn-s", "fbcnn-s-video"][n - 1]
+        assert default_model_name("image") == ["fastarcnn", "fbcnn-s", "fbcnn-s"][n - 1]
+    with pytest.raises(ValueError, match="kind must be"):
+        default_model_name("audio")
 
 
 def test_unknown_names_and_missing_files(weights_dir):

@@ -7,6 +7,7 @@ non-zero exit status, never a traceback.
 from __future__ import annotations
 
 import argparse
+from typing import Any
 import dataclasses
 import json
 import sys
@@ -119,9 +120,12 @@ def add_engine_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--luma-only", action="store_true", help="restore only luma (Y) of YUV input")
 
 
-def build_engine(args: argparse.Namespace):
-    """Engine from parsed options (raises ValueError subclasses with user-facing messages)."""
-    from .engine import Engine, resolve_device
+def build_engine(args: argparse.Namespace, kind: str = "video"):
+    """Engine from parsed options (raises ValueError subclasses with user-facing messages).
+
+    Without ``--model`` the model is the default for ``kind`` (``"video"`` or ``"image"``).
+    """
+    from .engine import Engine
     from .weights import default_model_name, load_model
 
     qf = None
@@ -130,7 +134,7 @@ def build_engine(args: argparse.Namespace):
             qf = float(args.qf)
         except ValueError:
             raise ValueError(f"--qf must be 'auto', 'blind', 'qp' or a number 0..100, got {args.qf!r}") from None
-    model = load_model(args.model or default_model_name(resolve_device(args.device).type))
+    model = load_model(args.model or default_model_name(kind))
     return Engine(
         model,
         device=args.device,
@@ -160,11 +164,30 @@ def transcode_options(args: argparse.Namespace):
     )
 
 
-def _restore_file(engine, src: Path, dst: Path, args: argparse.Namespace, overall=None) -> dict:
-    """Restore one image or video; returns its report entry."""
+class Engines:
+    """The engine for each kind of file (``"image"``, ``"video"``), each built once, when first needed.
+
+    With ``--model`` both kinds share one engine; without it each kind gets its default model
+    (:func:`vsjpegfix.weights.default_model_name`).
+    """
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.args = args
+        self._built: dict[str, Any] = {}
+
+    def __call__(self, kind: str):
+        key = "any" if self.args.model else kind
+        if key not in self._built:
+            self._built[key] = build_engine(self.args, kind)
+        return self._built[key]
+
+
+def _restore_file(engines: Engines, src: Path, dst: Path, args: argparse.Namespace, overall=None) -> dict:
+    """Restore one image or video with the engine for its kind; returns its report entry."""
     from .image_io import is_image_path, restore_image_file
     from .transcode import transcode
 
+    engine = engines("image" if is_image_path(src) else "video")
     if is_image_path(src):
         if not is_image_path(dst):
             raise ValueError(f"{dst}: unsupported output extension {dst.suffix!r} for an image (use .png, .webp or .jpg)")
@@ -202,9 +225,12 @@ def _cmd_restore(argv: list[str]) -> int:
     if src.is_dir():
         return _fail(f"{src} is a directory (use 'vsjpegfix batch SRC DST' for folders)")
     check_output(src, args.output, overwrite=args.overwrite)
-    engine = build_engine(args)
+    from .image_io import is_image_path
+
+    engines = Engines(args)
+    engines("image" if is_image_path(src) else "video")  # model errors before anything is read
     try:
-        entry = _restore_file(engine, src, args.output, args)
+        entry = _restore_file(engines, src, args.output, args)
     except Exception as exc:
         _write_json(args.json_report, {"files": [{"input": str(src), "output": str(args.output), "status": "failed", "reason": _one_line(exc)}]})
         raise
@@ -260,7 +286,9 @@ def _cmd_batch(argv: list[str]) -> int:
         return _fail("--ray-workers must be at least 1", EXIT_USAGE)
     if args.segment_seconds and args.ray is None:
         return _fail("--segment-seconds needs --ray", EXIT_USAGE)
-    engine = build_engine(args) if args.ray is None else None  # with --ray, each worker builds its own
+    engines = Engines(args)  # with --ray unused: each worker builds its own
+    if args.ray is None and args.model:
+        engines("video")  # a bad --model fails before any file
     entries: list = []
     bars: list = []  # the overall bar, made when the first file starts (after the folders were checked)
 
@@ -269,7 +297,7 @@ def _cmd_batch(argv: list[str]) -> int:
             bars.append(_overall_bar(args))
         overall = bars[0]
         try:
-            return _restore_file(engine, src, dst, args, overall=overall)
+            return _restore_file(engines, src, dst, args, overall=overall)
         finally:
             if overall is not None:
                 overall.set_postfix_str(f"{len(entries) + 1} file(s) done", refresh=True)

@@ -139,11 +139,12 @@ class RestoreWorker:
     def __init__(self, options: dict[str, Any], threads: int = 1) -> None:
         import torch
 
-        from .cli import build_engine
+        from .cli import Engines
 
         torch.set_num_threads(max(1, threads))
         self.args = argparse.Namespace(**options)
-        self.engine = build_engine(self.args)
+        self.engines = Engines(self.args)
+        self.engines("video")  # load the (video) model once, up front
         self.frames = 0
 
     def info(self) -> dict[str, Any]:
@@ -165,11 +166,11 @@ class RestoreWorker:
         from .cli import _restore_file
 
         Path(dst).parent.mkdir(parents=True, exist_ok=True)
-        return _restore_file(self.engine, Path(src), Path(dst), self.args, overall=self)
+        return _restore_file(self.engines, Path(src), Path(dst), self.args, overall=self)
 
     def model_frames(self) -> int:
         """Frames the model sees at once (T of a temporal model, else 1)."""
-        return int(self.engine.frames)
+        return int(self.engines("video").frames)
 
     def restore_segment(self, src: str, dst: str, segment) -> dict[str, Any]:
         """Restore one :class:`~vsjpegfix.segments.Segment` of ``src`` into the temporary file ``dst``."""
@@ -177,7 +178,7 @@ class RestoreWorker:
         from .segments import restore_segment
 
         Path(dst).parent.mkdir(parents=True, exist_ok=True)
-        return restore_segment(self.engine, Path(src), Path(dst), segment, transcode_options(self.args), overall=self)
+        return restore_segment(self.engines("video"), Path(src), Path(dst), segment, transcode_options(self.args), overall=self)
 
 
 def remove_temporaries_of(out: Path) -> list[Path]:

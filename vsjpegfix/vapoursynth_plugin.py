@@ -29,7 +29,7 @@ from .vs_frames import check_format, parse_matrix, plane_format, read_plane, wri
 PROP_QF = "vsjpegfix_qf"
 PROP_PREDICTED_QF = "vsjpegfix_qf_predicted"
 PRESETS: dict[str, tuple[str, ...]] = {
-    "fbcnn": ("fbcnn-s", "fbcnn_color"),
+    "fbcnn": ("fbcnn-s-video", "fbcnn-s", "fbcnn_color"),
     "fbcnn-gray": ("fbcnn-s-gray", "fbcnn_gray", "fbcnn-s", "fbcnn_color"),
     "fastarcnn": ("fastarcnn",),
     "arcnn": ("arcnn",),

@@ -241,19 +241,22 @@ def load_model(spec: str | os.PathLike) -> nn.Module:
     raise WeightsError(f"unknown model {name!r}; known: {', '.join(known) or '(none)'}, or a path to a weights file")
 
 
-#: Default model per device type, best first (the README's evaluation and benchmark tables motivate the
-#: order): on CUDA the compact FBCNN (quality control, the best scores); on the CPU the light Fast ARCNN,
-#: as fbcnn-s costs 16x its FLOPs per frame (1.4 TFLOP at 1080p).
+#: Default model for each kind of input, best first (weights/README.md motivates the order): for video
+#: the compact FBCNN trained on JPEG and H.264/HEVC (it gains on heavily compressed video and loses
+#: little on good-quality video; Fast ARCNN gains more at QP 37 but loses 2 dB at QP 22); for JPEG
+#: images the compact FBCNN trained on JPEG (controlled by the file's own QF).
 DEFAULT_PREFERENCE: dict[str, tuple[str, ...]] = {
-    "cuda": ("fbcnn-s", "fastarcnn", "arcnn"),
-    "cpu": ("fastarcnn", "fbcnn-s", "arcnn"),
+    "video": ("fbcnn-s-video", "fbcnn-s", "fastarcnn", "arcnn"),
+    "image": ("fbcnn-s", "fbcnn-s-video", "fastarcnn", "arcnn"),
 }
 
 
-def default_model_name(device_type: str = "cpu") -> str:
-    """The best shipped model for a device type (``"cuda"`` or ``"cpu"``)."""
+def default_model_name(kind: str = "video") -> str:
+    """The best shipped model for ``kind`` (``"video"`` or ``"image"``; see :data:`DEFAULT_PREFERENCE`)."""
+    if kind not in DEFAULT_PREFERENCE:
+        raise ValueError(f"kind must be one of {', '.join(DEFAULT_PREFERENCE)}, got {kind!r}")
     shipped = read_manifest()
-    for name in DEFAULT_PREFERENCE.get(device_type, DEFAULT_PREFERENCE["cpu"]):
+    for name in DEFAULT_PREFERENCE[kind]:
         if name in shipped:
             return name
     if shipped:
