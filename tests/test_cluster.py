@@ -357,10 +357,13 @@ def test_ray_auto_joins_the_cluster_started_with_ray_start(tmp_path, weights):
     try:
         address_file = base / "ray" / "ray_current_cluster"
         deadline = time.monotonic() + 90
-        while not address_file.exists() and head.poll() is None and time.monotonic() < deadline:
+        def written() -> str:  # the file appears before its content does
+            return address_file.read_text().strip() if address_file.exists() else ""
+
+        while not written() and head.poll() is None and time.monotonic() < deadline:
             time.sleep(0.2)
-        assert address_file.exists(), (base / "head.log").read_text()[-2000:]
-        address = address_file.read_text().strip()
+        address = written()
+        assert address, (base / "head.log").read_text()[-2000:]
         assert address.startswith("127.0.0.1:"), address
         session = base / "ray" / "session_latest"
         node_ids = {p.name.rsplit("_", 1)[1] for p in session.glob("gcs_server_port_*")}

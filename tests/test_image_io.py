@@ -491,3 +491,24 @@ def test_near_clean_jpeg_is_passed_through_by_a_model_without_quality_control(tm
         same = np.array_equal(np.asarray(Image.open(src)), np.asarray(Image.open(dst)))
         assert same is passed
         assert ("skipped" in report.extra) is passed
+
+
+def test_near_clean_jpeg_is_passed_through_by_fbcnn_only_from_qf95(tmp_path):
+    """FBCNN controlled with the file's QF leaves QF >= 95 JPEGs as decoded, restores QF 90; an override restores all."""
+    from vsjpegfix.engine import Engine
+    from vsjpegfix.image_io import NEAR_CLEAN_QF_CONTROLLED, restore_image_file
+    from vsjpegfix.models import FBCNN
+
+    assert NEAR_CLEAN_QF_CONTROLLED == 95
+    model = FBCNN(nc=(8, 8, 8, 8), nb=1).eval()  # random weights: certainly changes its input
+    img = data.astronaut()[:64, :96]
+    for qf, engine_qf, passed in ((95, None, True), (100, None, True), (90, None, False), (95, 50, False)):
+        engine = Engine(model, device="cpu", qf=engine_qf)
+        src = tmp_path / f"q{qf}.jpg"
+        Image.fromarray(img).save(src, quality=qf)
+        dst = tmp_path / f"q{qf}_{engine_qf}.png"
+        report = restore_image_file(engine, src, dst)
+        same = np.array_equal(np.asarray(Image.open(src)), np.asarray(Image.open(dst)))
+        assert same is passed, (qf, engine_qf)
+        assert ("skipped" in report.extra) is passed
+        assert report.file_qf == qf and report.predicted_qf is not None

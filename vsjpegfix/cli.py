@@ -109,7 +109,7 @@ def add_output_options(p: argparse.ArgumentParser) -> None:
 
 def add_engine_options(p: argparse.ArgumentParser) -> None:
     """Options shared by every command that restores frames."""
-    p.add_argument("--model", default=None, help="shipped model name, official checkpoint name, or weights path (default: the best shipped model)")
+    p.add_argument("--model", default=None, help="shipped model name, official checkpoint name, or weights path (default: the best shipped model for the kind of input: fbcnn-s-video for video, fbcnn-s for JPEG images; see weights/README.md)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     p.add_argument("--precision", default="auto", choices=["auto", "fp32", "fp16", "bf16"], help="compute precision (default: auto = fp16 on CUDA, fp32 on the CPU)")
     p.add_argument("--qf", default="auto", help="FBCNN quality control: 'auto' (blind prediction; for a JPEG image, the file's own quality factor), 'blind' (always the prediction), a JPEG quality 0..100, or 'qp' (H.264 video: follow each frame's mean macroblock quantiser through vsjpegfix.qp.qp_to_qf; other codecs fall back to blind prediction with a warning)")

@@ -12,7 +12,9 @@
   and phones write them) are read as their primary picture.
 * Large images (over :data:`LARGE_IMAGE_PIXELS`) are tiled by the engine.
 * A model without quality control (Fast ARCNN, ARCNN) passes JPEGs of QF >= :data:`NEAR_CLEAN_QF`
-  through unchanged (reported as skipped): being blind, it over-corrects near-clean input.
+  through unchanged (reported as skipped): being blind, it over-corrects near-clean input. A model
+  with quality control does the same from :data:`NEAR_CLEAN_QF_CONTROLLED` (when the file's QF
+  controls it, i.e. no ``qf`` override).
 * Every failure is an :class:`ImageError` with a one-line message naming the file.
 """
 
@@ -43,6 +45,9 @@ RGB8 = PlaneFormat("rgb", 8)
 GRAY8 = PlaneFormat("gray", 8, full_range=True)
 LARGE_IMAGE_PIXELS = 4_000_000  # larger images are tiled to bound memory
 NEAR_CLEAN_QF = 90  # JPEGs at or above this quality are passed through by models without quality control
+#: ... and from this quality by models with quality control: the shipped fbcnn-s gains 0.8 dB at QF 90
+#: but loses about 3 dB at QF 95 and 100 on CBSD68 even when controlled with the file's QF.
+NEAR_CLEAN_QF_CONTROLLED = 95
 
 
 class ImageError(ValueError):
@@ -220,22 +225,29 @@ def restore_image_file(
     large = engine.max_frame_pixels is None and loaded.pixels.shape[0] * loaded.pixels.shape[1] > LARGE_IMAGE_PIXELS
     if large:  # tiled by the engine (1024-pixel tiles) to bound memory
         engine.max_frame_pixels = LARGE_IMAGE_PIXELS
+    threshold = NEAR_CLEAN_QF_CONTROLLED if control is not None else None if engine.has_quality else NEAR_CLEAN_QF
     near_clean = (
-        not engine.has_quality and loaded.file_quality is not None and loaded.file_quality.qf >= NEAR_CLEAN_QF
+        threshold is not None and loaded.file_quality is not None and loaded.file_quality.qf >= threshold
         and (loaded.double is None or not loaded.double.detected)
     )
     try:
+        result = None
         if near_clean:
-            # A blind model without quality control over-corrects near-clean JPEGs (measured: Fast ARCNN
-            # loses 1.3 dB at QF 90 and 13 dB at QF 95 on CBSD68), so such files are passed through.
+            # Blind models over-correct near-clean JPEGs (measured on CBSD68: Fast ARCNN loses 1.3 dB at
+            # QF 90 and 13 dB at QF 95; fbcnn-s controlled with the file QF loses 3 dB at QF 95), so
+            # such files are passed through.
             out = loaded.pixels
-            report.extra["skipped"] = f"file QF {loaded.file_quality.qf:g} >= {NEAR_CLEAN_QF}: near-clean, and the model has no quality control"
+            why = "even with the file's QF" if engine.has_quality else "having no quality control"
+            report.extra["skipped"] = (
+                f"file QF {loaded.file_quality.qf:g} >= {threshold}: near-clean, left as decoded "
+                f"(the model over-corrects such files {why})"
+            )
         else:
             out, result = restore_array(engine, loaded.pixels, qf=control)
         if engine.has_quality:
-            predicted = result.predicted_qf[0] if result.predicted_qf else engine.predict_qf(*_planes(loaded.pixels))[0]
+            predicted = result.predicted_qf[0] if result and result.predicted_qf else engine.predict_qf(*_planes(loaded.pixels))[0]
             report.predicted_qf = round(float(predicted), 3)
-            report.qf = round(float(result.used_qf[0]), 3) if result.used_qf else None
+            report.qf = round(float(result.used_qf[0]), 3) if result and result.used_qf else None
     finally:
         if large:  # the next file of a batch (a video, a small image) is not tiled because of this one
             engine.max_frame_pixels, engine.tile = saved
