@@ -58,6 +58,7 @@ from .transcode import (
     _Pipeline,
     _plan,
     _video_stream,
+    _writing,
     open_input,
 )
 
@@ -305,11 +306,7 @@ def _restore_segment(engine: Engine, src: Path, dst: Path, segment: Segment, opt
         video, options, rate = _open_video(container, src, options, report, quiet)
         pipe = _Pipeline(src, engine, options, report, out_fmt, rate)
         pipe.matrix = matrix
-        try:
-            output = av.open(str(dst), "w")
-        except (av.FFmpegError, OSError, ValueError) as exc:
-            raise TranscodeError(f"{dst}: cannot create the segment ({_av_message(exc)})") from None
-        try:
+        with _writing(dst, dst, "the segment", "the segment") as output:
             out_video = _add_video(output, video, codec, options, out_fmt, info, rate, dst)
             try:
                 output.start_encoding()
@@ -328,14 +325,6 @@ def _restore_segment(engine: Engine, src: Path, dst: Path, segment: Segment, opt
                 _join(threads)
             if pipe.errors:
                 raise pipe.errors[0]
-        except BaseException:
-            with contextlib.suppress(Exception):
-                output.close()
-            raise
-        try:
-            output.close()
-        except (av.FFmpegError, OSError) as exc:
-            raise TranscodeError(f"{dst}: finishing the segment failed: {_av_message(exc)}") from None
     if report.frames != len(owned):
         raise SegmentMismatch(f"{src}: segment {segment.index}: {report.frames} of {len(owned)} frames restored")
     report.per_frame = [
@@ -491,11 +480,7 @@ def join_segments(
         container = stack.enter_context(open_input(src))
         video = _video_stream(container, src)
         tmp = stack.enter_context(atomic_output(dst, overwrite=overwrite))
-        try:
-            output = av.open(str(tmp), "w")
-        except (av.FFmpegError, OSError, ValueError) as exc:
-            raise TranscodeError(f"{dst}: cannot create the output ({_av_message(exc)})") from None
-        try:
+        with _writing(tmp, dst, "the output", "the file") as output:
             out_video = output.add_stream_from_template(templates[0])
             out_video.time_base = video.time_base
             copies = _add_copies(container, output, video, report, quiet)
@@ -516,14 +501,6 @@ def join_segments(
                     _mux_copy(output, packet, copies[packet.stream.index], report, quiet)
             if report.frames != plan.frames:
                 raise SegmentMismatch(f"{dst}: joined {report.frames} frames of {plan.frames}")
-        except BaseException:
-            with contextlib.suppress(Exception):
-                output.close()
-            raise
-        try:
-            output.close()
-        except (av.FFmpegError, OSError) as exc:
-            raise TranscodeError(f"{dst}: finishing the file failed: {_av_message(exc)}") from None
     report.seconds = time.perf_counter() - started
     return report
 

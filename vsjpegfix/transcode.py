@@ -34,6 +34,7 @@ complete (:mod:`vsjpegfix.safe_write`).
 
 from __future__ import annotations
 
+import contextlib
 import io
 import queue
 import sys
@@ -43,7 +44,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import av
 import numpy as np
@@ -598,11 +599,7 @@ def transcode(src: Path | str, dst: Path | str, engine: Engine, options: Transco
         video, options, rate = _open_video(container, src, options, report, quiet)
         pipe = _Pipeline(src, engine, options, report, out_fmt, rate)
         pipe.matrix = matrix
-        try:
-            output = av.open(str(tmp), "w")
-        except (av.FFmpegError, OSError, ValueError) as exc:
-            raise TranscodeError(f"{dst}: cannot create the output ({_av_message(exc)})") from None
-        try:
+        with _writing(tmp, dst, "the output", "the file") as output:
             out_video = _add_video(output, video, codec, options, out_fmt, info, rate, dst)
             copies = _add_copies(container, output, video, report, quiet)
             _copy_metadata(container, output, video, out_video)
@@ -626,20 +623,34 @@ def transcode(src: Path | str, dst: Path | str, engine: Engine, options: Transco
                 pbar.close()
             if pipe.errors:
                 raise pipe.errors[0]
-        except BaseException:
-            try:
-                output.close()
-            except Exception:  # noqa: BLE001 - the first error is the one to report
-                pass
-            raise
-        try:
-            output.close()  # writes the trailer
-        except (av.FFmpegError, OSError) as exc:
-            raise TranscodeError(f"{dst}: finishing the file failed: {_av_message(exc)}") from None
         if info.frames and report.frames < info.frames:
             _warn(report, f"the input declares {info.frames} frames and {report.frames} were decoded (an edit list trims the rest, or they are damaged)", quiet)
     report.seconds = time.perf_counter() - started
     return report
+
+
+@contextlib.contextmanager
+def _writing(path: Path, dst: Path, created: str, finished: str) -> Iterator[av.container.OutputContainer]:
+    """Open ``path`` as an output container for the block, then close it (which writes the trailer).
+
+    Failing to open or to finish becomes a one-line :class:`TranscodeError` naming ``dst``
+    (``"cannot create <created>"``, ``"finishing <finished> failed"``); after an error inside the
+    block the container is closed quietly and that first error propagates.
+    """
+    try:
+        output = av.open(str(path), "w")
+    except (av.FFmpegError, OSError, ValueError) as exc:
+        raise TranscodeError(f"{dst}: cannot create {created} ({_av_message(exc)})") from None
+    try:
+        yield output
+    except BaseException:
+        with contextlib.suppress(Exception):  # the first error is the one to report
+            output.close()
+        raise
+    try:
+        output.close()
+    except (av.FFmpegError, OSError) as exc:
+        raise TranscodeError(f"{dst}: finishing {finished} failed: {_av_message(exc)}") from None
 
 
 def _join(threads: list[threading.Thread]) -> None:
