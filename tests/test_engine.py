@@ -87,6 +87,25 @@ def test_restoration_really_changes_frames_and_is_deterministic():
     assert not np.array_equal(a[0], planes[0])
 
 
+@pytest.mark.parametrize("channels", [3, 1])
+def test_strength_scales_the_correction_per_frame(channels):
+    fmt = FORMATS[0]
+    planes = _planes_for(fmt)  # two identical frames
+    engine = Engine(_random(FastARCNN(channels=channels), scale=0.5), device="cpu")
+    full = engine.restore(planes, fmt).planes
+    assert engine.restore(planes, fmt, strength=1.0).planes[0].tolist() == full[0].tolist()
+    out = engine.restore(planes, fmt, strength=[0.0, 0.5]).planes
+    for p, (o, f, x) in enumerate(zip(out, full, planes)):
+        assert np.array_equal(o[0], x[0]), p  # strength 0: the input samples, exactly
+        half = x[1].astype(float) + (f[1].astype(float) - x[1]) / 2
+        assert np.abs(o[1] - half).max() <= 1.0, p  # half the correction (rounding apart)
+    assert not np.array_equal(out[0][1], planes[0][1]) and not np.array_equal(out[0][1], full[0][1])
+    with pytest.raises(EngineError, match="strength must be in 0..1"):
+        engine.restore(planes, fmt, strength=1.5)
+    with pytest.raises(EngineError, match="3 strength values for 2 frames"):
+        engine.restore(planes, fmt, strength=[1, 1, 1])
+
+
 def test_luma_only_passes_chroma_untouched():
     fmt = FORMATS[0]
     planes = _planes_for(fmt)

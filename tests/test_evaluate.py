@@ -223,3 +223,35 @@ def test_temporal_stats(evaluate):
     assert frozen["tmad"] == 0 and frozen["tmad_ratio"] == 0 and frozen["flicker"] > 0
     assert evaluate.tmad(clean[:1]) is None
     assert evaluate.temporal_stats(clean[:1], clean[:1]) == {"tmad": None, "tmad_ratio": None, "flicker": None}
+
+
+def test_profile_rows_follow_the_known_quality(tmp_path):
+    """A shipped model with a calibrated profile gets '+profile' rows: the known QF (images), the H.264 QPs."""
+    from PIL import Image
+
+    from vsjpegfix.weights import read_manifest
+
+    profile = read_manifest()["fastarcnn"].profile()
+    images = tmp_path / "images"
+    images.mkdir()
+    Image.fromarray(skimage_data.astronaut()[100:228, 150:278]).save(images / "a.png")
+    out = tmp_path / "eval.json"
+    cmd = [sys.executable, str(SCRIPT), "--quick", "--images", str(images), "--models", "fastarcnn",
+           "--tables", "colour", "video", "carphone", "--qfs", "40", "95", "--qps", "37", "--frames", "3",
+           "--json", str(out)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    tables = json.loads(out.read_text())["tables"]
+    colour = {r["setting"]["qf"]: r for r in _rows(tables["colour"], "fastarcnn +profile")}
+    assert set(colour) == {40, 95}
+    for qf, r in colour.items():
+        assert r["kind"] == "model-profile" and r["strength"] == pytest.approx(profile.for_jpeg_qf(qf))
+    inputs = {r["setting"]["qf"]: r for r in _rows(tables["colour"], "input")}
+    blind = {r["setting"]["qf"]: r for r in _rows(tables["colour"], "fastarcnn")}
+    # QF 95: nearly the input (strength ~0.06); the blind model is far worse
+    assert abs(colour[95]["psnr"] - inputs[95]["psnr"]) < 0.3 and blind[95]["psnr"] < inputs[95]["psnr"] - 1
+    video = _rows(tables["video"], "fastarcnn +profile")
+    assert [r["setting"]["codec"] for r in video] == ["x264"]  # x265 exports no QP: no such row
+    assert video[0]["mean_qp"] > 30 and video[0]["n"] == 3
+    real = _rows(tables["carphone"], "fastarcnn +profile")
+    assert len(real) == 1 and real[0]["mean_qp"] > 40  # the real distorted clip is H.264 at QP ~50

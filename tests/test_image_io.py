@@ -512,3 +512,26 @@ def test_near_clean_jpeg_is_passed_through_by_fbcnn_only_from_qf95(tmp_path):
         assert same is passed, (qf, engine_qf)
         assert ("skipped" in report.extra) is passed
         assert report.file_qf == qf and report.predicted_qf is not None
+
+
+def test_a_calibrated_profile_sets_the_strength_from_the_file_qf(tmp_path):
+    """With a JPEG profile the file's QF picks the strength: 0 passes the file through, 0.5 restores half-way."""
+    from vsjpegfix.quality_profile import QualityProfile
+
+    model = FBCNN(nc=(8, 8, 8, 8), nb=1).eval()  # random weights: certainly changes its input
+    engine = Engine(model, device="cpu")
+    engine.quality_profile = QualityProfile(jpeg_qf=((50.0, 1.0), (80.0, 0.5), (90.0, 0.0)))
+    img = data.astronaut()[:64, :96]
+    for qf, strength in ((95, 0.0), (80, 0.5), (40, None)):
+        src = tmp_path / f"q{qf}.jpg"
+        Image.fromarray(img).save(src, quality=qf)
+        report = restore_image_file(engine, src, tmp_path / f"q{qf}.png")
+        out = np.asarray(Image.open(tmp_path / f"q{qf}.png")).astype(float)
+        decoded = np.asarray(Image.open(src)).astype(float)
+        full, _ = restore_array(engine, decoded.astype(np.uint8), qf=qf)
+        assert report.extra.get("strength") == strength and ("skipped" in report.extra) is (strength == 0.0)
+        expected = decoded + (full - decoded) * (1.0 if strength is None else strength)
+        assert np.abs(out - expected).max() <= 1.0, qf
+        assert bool(np.abs(out - decoded).max() == 0) is (strength == 0.0)
+    blind = restore_image_file(engine, tmp_path / "q95.jpg", tmp_path / "blind.png", use_file_qf=False)
+    assert "skipped" not in blind.extra and "strength" not in blind.extra

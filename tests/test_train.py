@@ -253,3 +253,86 @@ def test_pack_training_data_keeps_pixels_and_trains_residual_fbcnn(folders, tmp_
     vals = [r for r in _log(out) if "val_gain_db" in r]
     assert vals[0]["step"] == 0 and vals[0]["val_gain_db"] == pytest.approx(0.0, abs=1e-9)  # exact identity start
     assert vals[-1]["step"] == 2
+
+
+@pytest.fixture(scope="module")
+def clip_pack_dir(folders, tmp_path_factory, train_script):
+    """A tiny pre-encoded clip pack (scripts/pack_video_clips.py) of the training folder."""
+    sys.path.insert(0, str(SCRIPT.parent))
+    try:
+        import pack_video_clips
+    finally:
+        sys.path.remove(str(SCRIPT.parent))
+    out = tmp_path_factory.mktemp("clips") / "pack"
+    argv = ["--train", str(folders[0]), "--out", str(out), "--count", "6", "--size", "32", "--frames", "3",
+            "--codecs", "h264", "--workers", "2", "--seed", "4"]
+    assert pack_video_clips.main(argv) == 0
+    return out, pack_video_clips, argv
+
+
+def test_clip_pack_is_deterministic_and_matches_on_the_fly_clips(clip_pack_dir, tmp_path, folders, train_script):
+    from vsjpegfix.clip_pack import load_pack
+
+    out, pack_video_clips, argv = clip_pack_dir
+    pack = load_pack(out)
+    assert (pack.count, pack.frames, pack.size) == (6, 3, 32) and pack.meta["codecs"] == ["h264"]
+    assert pack.degraded.shape == (6, 3, 32, 32, 3) and pack.clean.shape == (6, 32, 32, 3)
+    assert ((pack.label > 0) & (pack.label < 1)).all()
+    # one worker gives the same pack (clip i is a function of (seed, i) only)
+    again = tmp_path / "again"
+    assert pack_video_clips.main([*argv[:2], "--out", str(again), *argv[4:-4], "--workers", "1", "--seed", "4"]) == 0
+    other = load_pack(again)
+    assert np.array_equal(other.degraded, pack.degraded) and np.array_equal(other.clean, pack.clean)
+    # clip 0 is exactly what on-the-fly training would have made from the same random stream
+    images = train_script.load_images(train_script.list_images(folders[0]), 3, train_script.clip_min_side(32))
+    rng = np.random.default_rng([4, 0])
+    img = images[int(rng.integers(len(images)))]
+    deg, clean, label = train_script.make_clip_sample(img, rng, 32, 3, ("h264",), 0.2)
+    assert np.array_equal(deg, pack.degraded[0]) and np.array_equal(clean, pack.clean[0]) and label == pack.label[0]
+    # the clean centre frame differs from the decoded one: the clips are really coded
+    assert not np.array_equal(pack.degraded[:, 1], pack.clean)
+
+
+def test_pack_batches_crop_on_the_grid_and_keep_frames_aligned(clip_pack_dir, train_script):
+    from vsjpegfix.clip_pack import PackError, load_pack, sample
+
+    pack = load_pack(clip_pack_dir[0])
+    x, y, label = train_script.make_pack_batch(pack, seed=1, step=5, batch=4, crop=16, frames=3)
+    x2, _, _ = train_script.make_pack_batch(pack, seed=1, step=5, batch=4, crop=16, frames=3)
+    assert x.shape == (4, 9, 16, 16) and y.shape == (4, 3, 16, 16) and label.shape == (4, 1)
+    torch.testing.assert_close(x, x2)
+    rng = np.random.default_rng(0)
+    for _ in range(10):  # every window is a grid-aligned piece of one clip, flipped/rotated as a whole
+        deg, clean, lab = sample(pack, rng, 16, 1)
+        hit = False
+        for i in range(pack.count):
+            for mode in range(8):
+                full = pack.clean[i][::-1] if mode & 4 else pack.clean[i]
+                full = np.rot90(full, mode & 3)
+                for yy in (0, 16):
+                    for xx in (0, 16):
+                        if np.array_equal(full[yy : yy + 16, xx : xx + 16], clean):
+                            dfull = np.rot90(pack.degraded[i, 1][::-1] if mode & 4 else pack.degraded[i, 1], mode & 3)
+                            hit = hit or np.array_equal(dfull[yy : yy + 16, xx : xx + 16], deg[0])
+        assert hit and lab in pack.label
+    with pytest.raises(PackError, match="odd frame count"):
+        sample(pack, rng, 16, 5)
+    with pytest.raises(PackError, match="larger than the pack"):
+        sample(pack, rng, 48, 1)
+    # single-frame training with half of each batch from the pack, half JPEG on the images
+    stream = train_script.BatchStream([data.astronaut()[:96, :96]], 0, 0, 2, 4, 16, "mix", pack=pack, pack_fraction=0.5)
+    batches = list(stream)
+    assert len(batches) == 2 and all(b[0].shape == (4, 3, 16, 16) for b in batches)
+
+
+def test_temporal_training_from_a_clip_pack(clip_pack_dir, folders, tmp_path, train_script, capsys):
+    out = tmp_path / "t3"
+    argv = _args(folders, out, "--frames", "3", "--clips", str(clip_pack_dir[0]), "--steps", "4", "--workers", "0")
+    assert train_script.main(argv) == 0
+    losses = [r for r in _log(out) if "loss" in r]
+    assert [r["step"] for r in losses] == [2, 4] and all(math.isfinite(r["loss"]) for r in losses)
+    assert "pack: 6 clips of 3 frames, 32 px" in capsys.readouterr().err
+    with pytest.raises(SystemExit, match="odd frame count"):
+        train_script.main(_args(folders, tmp_path / "t5", "--frames", "5", "--clips", str(clip_pack_dir[0]), "--steps", "1"))
+    with pytest.raises(SystemExit, match="not a clip pack"):
+        train_script.main(_args(folders, tmp_path / "none", "--clips", str(tmp_path), "--steps", "1"))

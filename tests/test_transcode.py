@@ -21,6 +21,7 @@ import torch
 from vsjpegfix.engine import Engine
 from vsjpegfix.models import FBCNN, FastARCNN
 from vsjpegfix.qp import qp_to_qf
+from vsjpegfix.quality_profile import QualityProfile
 from vsjpegfix.safe_write import OutputError
 from vsjpegfix.transcode import TranscodeError, TranscodeOptions, choose_output_format, transcode
 
@@ -545,6 +546,72 @@ def test_qf_qp_needs_fbcnn(tmp_path, engine):
     with pytest.raises(TranscodeError, match="FBCNN"):
         transcode(src, tmp_path / "out.mp4", engine, opts(qf="qp"))
     assert not (tmp_path / "out.mp4").exists()
+
+
+# ---------------------------------------------------------------------------- calibrated QP profile
+
+PROFILE = QualityProfile(h264_qp=((24.0, 80.0, 0.0), (36.0, 40.0, 1.0)))
+CONSTANT_QP = "ipratio=1.0:pbratio=1.0:aq-mode=0"
+
+
+def profiled(model: torch.nn.Module, profile: QualityProfile = PROFILE) -> Engine:
+    engine = Engine(model, device="cpu")
+    engine.quality_profile = profile
+    return engine
+
+
+def busy_model() -> FastARCNN:
+    """A residual Fast ARCNN with a large random correction: restoration visibly changes frames."""
+    torch.manual_seed(1)
+    model = FastARCNN(channels=1, residual=True)
+    with torch.no_grad():
+        model.reconstruct.weight.mul_(50.0)
+    return model
+
+
+def test_auto_follows_the_models_qp_profile_on_h264(tmp_path):
+    torch.manual_seed(0)
+    engine = profiled(FBCNN(nc=(8, 16, 24, 32), nb=1))
+    src = make_video(tmp_path / "in.mp4", frames=5, options={"x264-params": f"qp=30:{CONSTANT_QP}"})
+    report = transcode(src, tmp_path / "out.mp4", engine, opts())
+    assert report.qf_mode == "profile" and len(report.per_frame) == 5
+    for entry in report.per_frame:  # half-way between the points: QF 60, strength 0.5
+        assert entry["qp"] == pytest.approx(30)
+        assert entry["qf"] == pytest.approx(60, abs=1e-3) and entry["strength"] == pytest.approx(0.5)
+
+
+def test_profile_strength_zero_returns_the_decoded_frames(tmp_path):
+    src = make_video(tmp_path / "in.mp4", frames=4, options={"x264-params": f"qp=20:{CONSTANT_QP}"})
+    report = transcode(src, tmp_path / "kept.mkv", profiled(busy_model()), opts(codec="ffv1"))
+    assert report.qf_mode == "profile" and all(e["strength"] == 0 for e in report.per_frame)
+    assert_same_pictures(src, tmp_path / "kept.mkv")
+    # the same model blind (no profile) changes the frames: the test above can fail
+    report = transcode(src, tmp_path / "blind.mkv", profiled(busy_model()), opts(codec="ffv1", qf="blind"))
+    assert report.qf_mode == "blind" and not report.per_frame
+    with pytest.raises(AssertionError, match="differs"):
+        assert_same_pictures(src, tmp_path / "blind.mkv")
+
+
+def test_qp_mode_accepts_a_model_with_a_profile_but_no_quality_control(tmp_path):
+    src = make_video(tmp_path / "in.mp4", frames=3, options={"x264-params": f"qp=36:{CONSTANT_QP}"})
+    report = transcode(src, tmp_path / "out.mp4", profiled(busy_model()), opts(qf="qp"))
+    assert report.qf_mode == "profile"
+    assert [e["strength"] for e in report.per_frame] == [1.0, 1.0, 1.0]
+    assert all("qf" not in e for e in report.per_frame)
+
+
+def test_profile_is_not_used_without_quantisers_or_with_a_fixed_qf(tmp_path):
+    src = make_video(tmp_path / "in.mkv", frames=3, codec="libx265")
+    torch.manual_seed(0)
+    engine = profiled(FBCNN(nc=(8, 16, 24, 32), nb=1))
+    report = transcode(src, tmp_path / "out.mkv", engine, opts())
+    assert report.qf_mode == "auto" and not any("quantiser" in w for w in report.warnings)  # HEVC: blind, silently
+    assert all("strength" not in e and "predicted_qf" in e for e in report.per_frame)
+    fixed = Engine(engine.model, device="cpu", qf=30)
+    fixed.quality_profile = PROFILE
+    h264 = make_video(tmp_path / "in.mp4", frames=2)
+    report = transcode(h264, tmp_path / "fixed.mp4", fixed, opts())
+    assert report.qf_mode == "auto" and all(e["qf"] == 30 and "strength" not in e for e in report.per_frame)
 
 
 # ---------------------------------------------------------------------------- safety and errors

@@ -355,6 +355,20 @@ def test_fixed_qf_and_offset():
     assert _max_diff(fixed, vp.fbcnn(src, model=model, qf=90, device="cpu").get_frame(0)) > 0
 
 
+def test_strength_blends_the_correction():
+    src = _rgb_clip(2, 64, 48)
+    model = _fastarcnn()
+    full = vp.fastarcnn(src, model=model, device="cpu").get_frame(1)
+    half = vp.fastarcnn(src, model=model, strength=0.5, device="cpu").get_frame(1)
+    none = vp.fastarcnn(src, model=model, strength=0, device="cpu").get_frame(1)
+    original = src.get_frame(1)
+    assert _max_diff(none, original) == 0 and _max_diff(full, original) > 2
+    for h, f, o in zip(_planes(half), _planes(full), _planes(original)):
+        h, f, o = (a.astype(np.float64) for a in (h, f, o))
+        inside = (f > 0) & (f < 255)  # where the full correction was not clipped
+        assert inside.mean() > 0.9 and np.abs(h - (o + (f - o) / 2))[inside].max() <= 1.0
+
+
 def test_qf_from_frame_property():
     src = _rgb_clip(4, 64, 48)
     tagged = src[0] + src[1].std.SetFrameProps(MyQF=20) + src[2] + src[3].std.SetFrameProps(MyQF=70)
@@ -465,6 +479,7 @@ def _errors():
         ("num_streams", vp.fastarcnn, dict(clip=rgb, model=fa(), num_streams=0), "num_streams"),
         ("qf range", vp.fbcnn, dict(clip=rgb, model=fb(), qf=150), "qf must be in 0..100"),
         ("qf_offset range", vp.fbcnn, dict(clip=rgb, model=fb(), qf_offset=500), "qf_offset"),
+        ("strength range", vp.fastarcnn, dict(clip=rgb, model=fa(), strength=1.5), "strength must be a number in 0..1"),
         ("tiles and tile_size", vp.fastarcnn, dict(clip=rgb, model=fa(), tiles=2, tile_size=64), "not both"),
         ("overlap", vp.fastarcnn, dict(clip=rgb, model=fa(), overlap=-1), "overlap"),
         ("tile too small", vp.fastarcnn, dict(clip=rgb, model=fa(), tile_size=8), "tile size"),

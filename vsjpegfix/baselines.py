@@ -58,6 +58,8 @@ from typing import Sequence
 import av
 import numpy as np
 
+from .qp import frame_qp
+
 __all__ = [
     "CANDIDATE_FILTERS",
     "JPEG_SIGMA",
@@ -246,14 +248,21 @@ def deblock_yuv420(planes: Sequence[np.ndarray], *, filter: str | None = None) -
 
 # --------------------------------------------------------------------------- codec round trip
 
-def read_yuv420(path, *, frames: int | None = None) -> list[np.ndarray]:
-    """Decode a yuv420p video file into planes ``[Y (T,H,W), U, V]`` exactly as stored (no range conversion)."""
+def read_yuv420(path, *, frames: int | None = None, qps: list | None = None) -> list[np.ndarray]:
+    """Decode a yuv420p video file into planes ``[Y (T,H,W), U, V]`` exactly as stored (no range conversion).
+
+    ``qps``, if given, receives each frame's mean macroblock QP (H.264; None for other codecs).
+    """
     out: list[list[np.ndarray]] = []
     with av.open(str(path)) as container:
+        if qps is not None:
+            container.streams.video[0].codec_context.options = {"export_side_data": "venc_params"}
         for frame in container.decode(video=0):
             if frame.format.name != "yuv420p":
                 raise ValueError(f"{path}: expected yuv420p, got {frame.format.name}")
             out.append(_read_frame(frame, np.uint8, 3))
+            if qps is not None:
+                qps.append(frame_qp(frame))
             if frames is not None and len(out) >= frames:
                 break
     if not out:
@@ -276,7 +285,9 @@ def encode_decode_yuv420(
             with P and B frames unless ``intra``.
         colorspace: AVColorSpace tag written to the stream (6 = BT.601, 1 = BT.709); metadata only.
         rate: frame rate written to the stream (x264/x265 rate control does not use it at constant QP).
-        stats: if given, receives ``bytes`` (size of the elementary stream) and ``encoder``.
+        stats: if given, receives ``bytes`` (size of the elementary stream), ``encoder`` and
+            ``frame_qp`` (per decoded frame, the mean macroblock QP the H.264 decoder exports, as
+            the transcoder reads it; None for HEVC).
 
     Returns:
         Decoded planes, same shapes, read straight from the decoded frames' planes.
@@ -317,9 +328,15 @@ def encode_decode_yuv420(
         stats["encoder"] = encoder
     buf.seek(0)
     decoded: list[list[np.ndarray]] = []
+    frame_qps: list[float | None] = []
     with av.open(buf, "r", format=fmt) as inp:
+        if stats is not None and encoder == "libx264":
+            inp.streams.video[0].codec_context.options = {"export_side_data": "venc_params"}
         for frame in inp.decode(video=0):
             decoded.append(_read_frame(frame, np.uint8, 3))
+            frame_qps.append(frame_qp(frame))
+    if stats is not None:
+        stats["frame_qp"] = frame_qps
     if len(decoded) != t:
         raise RuntimeError(f"{encoder} returned {len(decoded)} frames for {t}")
     return [np.stack([d[p] for d in decoded]) for p in range(3)]

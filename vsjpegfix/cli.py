@@ -109,10 +109,10 @@ def add_output_options(p: argparse.ArgumentParser) -> None:
 
 def add_engine_options(p: argparse.ArgumentParser) -> None:
     """Options shared by every command that restores frames."""
-    p.add_argument("--model", default=None, help="shipped model name, official checkpoint name, or weights path (default: the best shipped model for the kind of input: fbcnn-s-video for video, fbcnn-s for JPEG images; see weights/README.md)")
+    p.add_argument("--model", default=None, help="shipped model name, official checkpoint name, or weights path (default: the best shipped model for the kind of input, fbcnn-s for video and JPEG images: see weights/README.md)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     p.add_argument("--precision", default="auto", choices=["auto", "fp32", "fp16", "bf16"], help="compute precision (default: auto = fp16 on CUDA, fp32 on the CPU)")
-    p.add_argument("--qf", default="auto", help="FBCNN quality control: 'auto' (blind prediction; for a JPEG image, the file's own quality factor), 'blind' (always the prediction), a JPEG quality 0..100, or 'qp' (H.264 video: follow each frame's mean macroblock quantiser through vsjpegfix.qp.qp_to_qf; other codecs fall back to blind prediction with a warning)")
+    p.add_argument("--qf", default="auto", help="quality control: 'auto' (where the source's quality is known - a JPEG file's QF, an H.264 frame's quantiser - a shipped model follows its calibrated quality profile: how strongly to restore, and for FBCNN the control QF; elsewhere FBCNN predicts the quality blind), 'blind' (always the model alone, full strength), a JPEG quality 0..100 (FBCNN), or 'qp' (H.264 video: follow each frame's quantiser - the profile, or vsjpegfix.qp.qp_to_qf for FBCNN checkpoints without one; other codecs fall back to blind with a warning)")
     p.add_argument("--qf-offset", type=float, default=0.0, help="added to the predicted or given QF (FBCNN)")
     p.add_argument("--tile", type=int, default=0, help="tile size in pixels (0 = whole frames)")
     p.add_argument("--overlap", type=int, default=32, help="tile overlap in pixels")
@@ -157,7 +157,7 @@ def transcode_options(args: argparse.Namespace):
         crf=args.crf,
         preset=args.preset,
         pix_fmt=args.pix_fmt,
-        qf="qp" if str(args.qf).lower() == "qp" else "auto",
+        qf=str(args.qf).lower() if str(args.qf).lower() in ("qp", "blind") else "auto",
         matrix={"709": "bt709", "601": "bt601", "2020": "bt2020"}.get(args.matrix) if args.matrix else None,
         overwrite=args.overwrite,
         progress=not args.quiet,

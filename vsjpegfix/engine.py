@@ -22,6 +22,7 @@ import torch
 from torch import nn
 
 from .colour import PlaneFormat, luma_to_unit, planes_to_rgb, rgb_to_planes, unit_to_luma
+from .quality_profile import profile_of
 
 PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 TILE_ALIGN = 16  # tile origins keep the 8x8 JPEG grid (16x16 in luma for 4:2:0 chroma) and stride phases
@@ -158,6 +159,7 @@ class Engine:
         self.channels = int(getattr(model, "channels", 3))
         self.frames = int(getattr(model, "frames", 1))
         self.has_quality = bool(getattr(model, "has_quality", False))
+        self.quality_profile = profile_of(model)  # calibrated strength/control for known source quality
         if (qf is not None or qf_offset) and not self.has_quality:
             raise EngineError(f"{type(model).__name__} has no quality control; qf and qf_offset need an FBCNN model")
         if qf is not None and not 0 <= float(qf) <= 100:
@@ -308,7 +310,7 @@ class Engine:
 
     # ------------------------------------------------------------------ planes (frame formats)
 
-    def restore(self, planes: Sequence, fmt: PlaneFormat, *, qf: QualityArg = None) -> RestoreResult:
+    def restore(self, planes: Sequence, fmt: PlaneFormat, *, qf: QualityArg = None, strength: QualityArg = None) -> RestoreResult:
         """Restore frames given as planes in ``fmt``; returns planes in the same format.
 
         Args:
@@ -316,6 +318,9 @@ class Engine:
                 numpy input gives numpy output; tensors give tensors on the engine's device.
             fmt: the planes' format and colour description.
             qf: per-call QF override (scalar or one per frame).
+            strength: fraction of the model's correction applied, 0..1 (scalar or one per frame;
+                default 1): 0 returns the input samples, 1 the model's output
+                (see :mod:`vsjpegfix.quality_profile`).
         """
         try:
             fmt.validate()
@@ -335,7 +340,7 @@ class Engine:
         elif any(p.ndim != 3 for p in tensors):
             raise EngineError("planes must be shaped (N, h, w)")
         n = tensors[0].shape[0] // t
-        restored, pred, used = self._restore_planes(tensors, fmt, n, t, qf)
+        restored, pred, used = self._restore_planes(tensors, fmt, n, t, qf, self._strengths(n, strength))
         if as_numpy:
             restored = [r.cpu().numpy().astype(dt, copy=False) for r, dt in zip(restored, out_dtypes)]
         return RestoreResult(
@@ -372,6 +377,23 @@ class Engine:
                 out.extend(float(v) for v in quality_to_qf(q).reshape(-1).cpu())
         return out
 
+    def _strengths(self, n: int, strength: QualityArg) -> torch.Tensor | None:
+        """Per-frame strengths as an (N, 1, 1) tensor on the device, or None for full strength."""
+        if strength is None:
+            return None
+        if isinstance(strength, torch.Tensor):
+            strength = strength.detach().cpu().numpy()
+        values = np.asarray(strength, dtype=np.float32).reshape(-1)
+        if values.size == 1:
+            values = np.repeat(values, n)
+        if values.size != n:
+            raise EngineError(f"got {values.size} strength values for {n} frames")
+        if not np.all((values >= 0) & (values <= 1)):
+            raise EngineError("strength must be in 0..1")
+        if np.all(values == 1):
+            return None
+        return torch.from_numpy(values).to(self.device).reshape(n, 1, 1)
+
     def _upload(self, plane) -> torch.Tensor:
         if isinstance(plane, torch.Tensor):
             t = plane
@@ -396,10 +418,12 @@ class Engine:
         """(N*T, C, H, W) -> (N, T*C, H, W), frames in order on the channel axis."""
         return x.reshape(n, t * x.shape[1], *x.shape[2:])
 
-    def _restore_planes(self, planes: list[torch.Tensor], fmt: PlaneFormat, n: int, t: int, qf: QualityArg):
-        """Restore planes; the model's correction (output minus its input, in exact code values) is
-        added to the original samples, so whatever the model leaves alone (out-of-range values,
-        chroma detail lost by resampling) is kept exactly."""
+    def _restore_planes(self, planes: list[torch.Tensor], fmt: PlaneFormat, n: int, t: int, qf: QualityArg,
+                        strength: torch.Tensor | None = None):
+        """Restore planes; the model's correction (output minus its input, in exact code values,
+        times ``strength`` per frame when given) is added to the original samples, so whatever the
+        model leaves alone (out-of-range values, chroma detail lost by resampling) is kept exactly."""
+        scale = (lambda d: d) if strength is None else (lambda d: d * strength)
         centre = [p.reshape(n, t, *p.shape[1:])[:, t // 2] for p in planes]
         if self.channels == 1:
             # A gray model restores each plane on its own (Y only in luma-only mode).
@@ -413,7 +437,7 @@ class Engine:
                 if i == 0:
                     pred, used = p_qf, u_qf
                 x = self._centre(unit, n, t)
-                out.append(_apply_delta(centre[i], _unit_to_code(y, fmt, i) - _unit_to_code(x, fmt, i), fmt))
+                out.append(_apply_delta(centre[i], scale(_unit_to_code(y, fmt, i) - _unit_to_code(x, fmt, i)), fmt))
             return out, pred, used
         rgb = planes_to_rgb(planes, fmt)  # clamped to [0, 1]: the model's input
         model_in = rgb.expand(-1, 3, -1, -1) if fmt.family == "gray" else rgb
@@ -423,7 +447,7 @@ class Engine:
             y = y.mean(dim=1, keepdim=True)
         new = rgb_to_planes(y, fmt, out_dtype=torch.float32, rounded=False)
         old = rgb_to_planes(x, fmt, out_dtype=torch.float32, rounded=False)
-        out = [_apply_delta(c, a - b, fmt) for c, a, b in zip(centre, new, old)]
+        out = [_apply_delta(c, scale(a - b), fmt) for c, a, b in zip(centre, new, old)]
         if self.luma_only and fmt.family == "yuv":
             out = [out[0], *[p.clone() for p in centre[1:]]]
         return out, pred, used

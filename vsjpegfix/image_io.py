@@ -11,10 +11,12 @@
 * Animated GIF/WebP/PNG are refused with a clear message; multi-picture JPEGs (MPO, as cameras
   and phones write them) are read as their primary picture.
 * Large images (over :data:`LARGE_IMAGE_PIXELS`) are tiled by the engine.
-* A model without quality control (Fast ARCNN, ARCNN) passes JPEGs of QF >= :data:`NEAR_CLEAN_QF`
-  through unchanged (reported as skipped): being blind, it over-corrects near-clean input. A model
-  with quality control does the same from :data:`NEAR_CLEAN_QF_CONTROLLED` (when the file's QF
-  controls it, i.e. no ``qf`` override).
+* Near-clean JPEGs: blind models over-correct them. A shipped model's calibrated quality profile
+  (:mod:`vsjpegfix.quality_profile`) gives the strength of the correction at the file's QF; where
+  it is 0 the file is passed through unchanged (reported as skipped). A model without a profile
+  passes JPEGs through from QF :data:`NEAR_CLEAN_QF` (no quality control) or
+  :data:`NEAR_CLEAN_QF_CONTROLLED` (FBCNN controlled by the file's QF). ``--qf blind`` or a fixed
+  QF restores every file at full strength.
 * Every failure is an :class:`ImageError` with a one-line message naming the file.
 """
 
@@ -165,13 +167,44 @@ def _planes(img: np.ndarray) -> tuple[list[np.ndarray], PlaneFormat]:
     return [np.ascontiguousarray(img[None, :, :, c]) for c in range(3)], RGB8
 
 
-def restore_array(engine: Engine, img: np.ndarray, *, qf: float | None = None) -> tuple[np.ndarray, RestoreResult]:
-    """Restore one HxW or HxWx3 uint8 image with ``engine`` (``qf`` overrides its quality control)."""
+def restore_array(
+    engine: Engine, img: np.ndarray, *, qf: float | None = None, strength: float | None = None
+) -> tuple[np.ndarray, RestoreResult]:
+    """Restore one HxW or HxWx3 uint8 image with ``engine`` (``qf`` overrides its quality control,
+    ``strength`` scales the correction; see :meth:`vsjpegfix.engine.Engine.restore`)."""
     planes, fmt = _planes(img)
-    result = engine.restore(planes, fmt, qf=qf)
+    result = engine.restore(planes, fmt, qf=qf, strength=strength)
     if img.ndim == 2:
         return result.planes[0][0], result
     return np.stack([p[0] for p in result.planes], axis=-1), result
+
+
+def _near_clean(engine: Engine, loaded: LoadedImage, control: float | None, use_file_qf: bool) -> tuple[float | None, str]:
+    """``(strength or None for full, reason to skip or "")`` for a JPEG of known quality.
+
+    With a calibrated JPEG profile (shipped models) the strength is the profile's at the file's QF
+    (the dominant QF of a detected double compression), and a strength of 0 passes the file
+    through. Without one, JPEGs from :data:`NEAR_CLEAN_QF` (models without quality control) or
+    :data:`NEAR_CLEAN_QF_CONTROLLED` (FBCNN controlled by the file's QF) are passed through. A fixed
+    ``qf`` or ``use_file_qf=False`` (``--qf blind``) restores every file at full strength.
+    """
+    if loaded.file_quality is None or not use_file_qf or engine.qf is not None:
+        return None, ""
+    qf = control if control is not None else loaded.file_quality.qf
+    profile = engine.quality_profile
+    if profile is not None and profile.has_qf:
+        strength = profile.for_jpeg_qf(qf)
+        if strength <= 0.0:
+            return 0.0, f"file QF {qf:g}: near-clean, left as decoded (the model's calibrated strength there is 0)"
+        return (None if strength >= 1.0 else strength), ""
+    threshold = NEAR_CLEAN_QF_CONTROLLED if control is not None else None if engine.has_quality else NEAR_CLEAN_QF
+    if threshold is None or loaded.file_quality.qf < threshold or (loaded.double is not None and loaded.double.detected):
+        return None, ""
+    # Blind models over-correct near-clean JPEGs (measured on CBSD68: Fast ARCNN loses 1.3 dB at QF 90 and
+    # 13 dB at QF 95; fbcnn-s controlled with the file QF loses 3 dB at QF 95): such files are passed through.
+    why = "even with the file's QF" if engine.has_quality else "having no quality control"
+    return 0.0, (f"file QF {loaded.file_quality.qf:g} >= {threshold}: near-clean, left as decoded "
+                 f"(the model over-corrects such files {why})")
 
 
 def write_image(img: np.ndarray, path: Path, *, alpha: np.ndarray | None = None, icc_profile: bytes | None = None,
@@ -225,25 +258,16 @@ def restore_image_file(
     large = engine.max_frame_pixels is None and loaded.pixels.shape[0] * loaded.pixels.shape[1] > LARGE_IMAGE_PIXELS
     if large:  # tiled by the engine (1024-pixel tiles) to bound memory
         engine.max_frame_pixels = LARGE_IMAGE_PIXELS
-    threshold = NEAR_CLEAN_QF_CONTROLLED if control is not None else None if engine.has_quality else NEAR_CLEAN_QF
-    near_clean = (
-        threshold is not None and loaded.file_quality is not None and loaded.file_quality.qf >= threshold
-        and (loaded.double is None or not loaded.double.detected)
-    )
+    strength, skipped = _near_clean(engine, loaded, control, use_file_qf)
+    if strength is not None:
+        report.extra["strength"] = round(strength, 3)
     try:
         result = None
-        if near_clean:
-            # Blind models over-correct near-clean JPEGs (measured on CBSD68: Fast ARCNN loses 1.3 dB at
-            # QF 90 and 13 dB at QF 95; fbcnn-s controlled with the file QF loses 3 dB at QF 95), so
-            # such files are passed through.
+        if skipped:
             out = loaded.pixels
-            why = "even with the file's QF" if engine.has_quality else "having no quality control"
-            report.extra["skipped"] = (
-                f"file QF {loaded.file_quality.qf:g} >= {threshold}: near-clean, left as decoded "
-                f"(the model over-corrects such files {why})"
-            )
+            report.extra["skipped"] = skipped
         else:
-            out, result = restore_array(engine, loaded.pixels, qf=control)
+            out, result = restore_array(engine, loaded.pixels, qf=control, strength=strength)
         if engine.has_quality:
             predicted = result.predicted_qf[0] if result and result.predicted_qf else engine.predict_qf(*_planes(loaded.pixels))[0]
             report.predicted_qf = round(float(predicted), 3)

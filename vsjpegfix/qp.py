@@ -29,3 +29,24 @@ def qf_to_qp(qf: float) -> float:
     qf = min(100.0, max(1.0, float(qf)))
     scale = 5000.0 / qf if qf < 50 else 200.0 - 2.0 * qf
     return QP_AT_QF50 + 6.0 * math.log2(max(scale, 1e-6) / 100.0)
+
+
+#: Decoders that export per-macroblock quantisers (FFmpeg's ``venc_params`` side data).
+QP_CODECS = frozenset({"h264"})
+
+
+def frame_qp(frame, bits: int = 8) -> float | None:
+    """Mean quantiser of a decoded frame (PyAV ``VideoFrame``) from its ``venc_params`` side data.
+
+    The decoder must be opened with ``export_side_data=venc_params`` (H.264 only). The mean is over
+    the per-macroblock QPs (frame QP plus block deltas); for high bit depth FFmpeg exports
+    ``QP'Y = QPY + 6 * (bits - 8)``, and ``QPY``, what an 8-bit stream's QP means relative to the
+    signal's range, is returned. None if the frame carries no quantisers.
+    """
+    params = frame.side_data.get("VIDEO_ENC_PARAMS")
+    if params is None:
+        return None
+    import numpy as np
+
+    qp = float(np.mean(params.qp_map())) if params.nb_blocks else float(params.qp)
+    return qp - 6 * (bits - 8)

@@ -303,7 +303,7 @@ def _restore_segment(engine: Engine, src: Path, dst: Path, segment: Segment, opt
     owned = segment.owned_pts()
     lead = segment.start - segment.context_start
     with open_input(src) as container:
-        video, options, rate = _open_video(container, src, options, report, quiet)
+        video, options, rate = _open_video(container, src, options, report, quiet, engine)
         pipe = _Pipeline(src, engine, options, report, out_fmt, rate)
         pipe.matrix = matrix
         with _writing(dst, dst, "the segment", "the segment") as output:

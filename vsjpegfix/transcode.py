@@ -66,7 +66,8 @@ from .av_frames import (
     read_planes,
 )
 from .engine import Engine
-from .qp import qp_to_qf
+from .qp import QP_CODECS, frame_qp, qp_to_qf
+from .quality_profile import control_for_qps
 from .safe_write import atomic_output, check_output
 from .temporal_window import window_indices
 
@@ -75,7 +76,6 @@ QUEUE_FRAMES = 8
 SCENE_CUT_THRESHOLD = 0.12  # mean absolute luma difference (0..1) between frames that marks a cut
 ODD_SIZE_ENCODERS = {"ffv1", "rawvideo"}  # encoders known to take subsampled frames of any size
 TEXT_SUBTITLE_CODECS = ("mov_text", "subrip", "ass", "webvtt")  # conversion targets, in order of preference
-QP_CODECS = {"h264"}  # decoders that export per-macroblock quantisers (venc_params side data)
 _META_SKIP = {"encoder", "duration", "major_brand", "minor_version", "compatible_brands", "number_of_frames", "number_of_bytes", "_statistics_tags", "_statistics_writing_app", "_statistics_writing_date_utc", "bps"}
 IDENTITY_MATRIX = [1 << 16, 0, 0, 0, 1 << 16, 0, 0, 0, 1 << 30]  # FFmpeg's display matrix of "no rotation"
 _DISCARD_ALL = 48  # AVDISCARD_ALL: streams the demuxer hides, e.g. the text track holding MP4 chapters
@@ -93,7 +93,11 @@ class TranscodeOptions:
     crf: float | None = None
     preset: str | None = None
     pix_fmt: str | None = None
-    qf: str = "auto"  # "auto" (engine's own control), or "qp" (follow the H.264 stream's quantiser)
+    # "auto": the model's calibrated QP profile on H.264 streams (quality_profile), else the engine's own
+    # control; "blind": always the engine's own control; "qp": follow the H.264 stream's quantiser (the
+    # profile, or vsjpegfix.qp.qp_to_qf for FBCNN models without one). Resolved per input by _open_video
+    # into "profile", "qp" or "auto" (the engine's own control).
+    qf: str = "auto"
     matrix: str | None = None  # for untagged YUV; None = BT.709 for HD, BT.601 for SD (reported)
     scene_threshold: float = SCENE_CUT_THRESHOLD
     overwrite: bool = False
@@ -417,13 +421,8 @@ class _Pipeline:
         layout = layout_of(pix)
         planes = read_planes(frame, layout)
         qp = None
-        if self.options.qf == "qp":
-            params = frame.side_data.get("VIDEO_ENC_PARAMS")
-            if params is not None:  # qp_map(): absolute QP per macroblock (frame QP + block delta)
-                qp = float(np.mean(params.qp_map())) if params.nb_blocks else float(params.qp)
-                # FFmpeg exports QP'Y = QPY + 6 * (bit depth - 8) for high bit depth H.264; relative to the
-                # signal's range, QPY is what an 8-bit stream's QP means, and what qp_to_qf expects
-                qp -= 6 * (layout.bits - 8)
+        if self.options.qf in ("qp", "profile"):
+            qp = frame_qp(frame, layout.bits)
         luma = _luma_small(planes, layout) if need_luma else None
         return _Decoded(index, frame, pad_to_subsampling(planes, layout), qp, luma)
 
@@ -486,12 +485,8 @@ class _Pipeline:
                     planes.append(np.stack([np.stack([d.planes[p] for d in stack]) for _, stack in group]))
                 else:
                     planes.append(np.stack([centre.planes[p] for centre, _ in group]))
-            qf = None
-            if self.options.qf == "qp" and self.engine.has_quality:
-                qps = [centre.qp for centre, _ in group]
-                if all(q is not None for q in qps):
-                    qf = [qp_to_qf(q) for q in qps]
-            result = self.engine.restore(planes, fmt, qf=qf)
+            qf, strength = self._quality_control([centre.qp for centre, _ in group])
+            result = self.engine.restore(planes, fmt, qf=qf, strength=strength)
             for i, (centre, _) in enumerate(group):
                 out = self._encoder_frame([p[i] for p in result.planes], layout, centre.frame)
                 info: dict[str, Any] = {}
@@ -501,11 +496,26 @@ class _Pipeline:
                     info["predicted_qf"] = round(result.predicted_qf[i], 3)
                 if result.used_qf is not None:
                     info["qf"] = round(result.used_qf[i], 3)
-                if info:  # quality control of FBCNN-style models, per frame
+                if strength is not None:
+                    info["strength"] = round(strength[i], 3)
+                if info:  # quality control per frame (FBCNN prediction/control, profile strength)
                     self.report.per_frame.append({"frame": centre.index, "pts": centre.frame.pts, **info})
                 if not self._put(self.out_q, ("frame", out)):
                     return False
         return True
+
+    def _quality_control(self, qps: list[float | None]) -> tuple[list[float] | None, list[float] | None]:
+        """``(qf, strength)`` per frame for the engine from the frames' quantisers (None: the engine's own).
+
+        ``profile``: the model's calibrated control and strength at each QP (a group with a blind
+        point runs blind); ``qp``: :func:`vsjpegfix.qp.qp_to_qf` at full strength. Frames without a
+        quantiser (none exported) leave the group to the engine's own control.
+        """
+        if self.options.qf not in ("qp", "profile") or any(q is None for q in qps):
+            return None, None
+        if self.options.qf == "qp":
+            return [qp_to_qf(q) for q in qps], None
+        return control_for_qps(self.engine.quality_profile, qps, self.engine.has_quality)
 
     def _encoder_frame(self, planes: list[np.ndarray], layout: FrameLayout, template: av.VideoFrame) -> av.VideoFrame:
         o = self.output
@@ -536,10 +546,10 @@ class _Pipeline:
 
 def _plan(src: Path, engine: Engine, options: TranscodeOptions, report: TranscodeReport, quiet: bool):
     """Check the options against the engine and plan the output: ``(encoder, input info, output format, matrix)``."""
-    if options.qf not in ("auto", "qp"):
-        raise TranscodeError(f"unknown quality mode {options.qf!r}; use 'auto' or 'qp'")
-    if options.qf == "qp" and not engine.has_quality:
-        raise TranscodeError("--qf qp needs a model with quality control (FBCNN)")
+    if options.qf not in ("auto", "blind", "qp"):
+        raise TranscodeError(f"unknown quality mode {options.qf!r}; use 'auto', 'blind' or 'qp'")
+    if options.qf == "qp" and not engine.has_quality and not _qp_profile(engine):
+        raise TranscodeError("--qf qp needs a model with quality control (FBCNN) or a calibrated QP profile")
     try:
         codec = av.codec.Codec(options.codec, "w")
     except (av.FFmpegError, ValueError):
@@ -557,21 +567,34 @@ def _plan(src: Path, engine: Engine, options: TranscodeOptions, report: Transcod
     return codec, info, out_fmt, matrix
 
 
-def _open_video(container, src: Path, options: TranscodeOptions, report: TranscodeReport, quiet: bool):
+def _qp_profile(engine: Engine) -> bool:
+    """Whether the engine's model has a calibrated H.264 QP profile that the transcoder may follow."""
+    return engine.quality_profile is not None and engine.quality_profile.has_qp and engine.qf is None
+
+
+def _open_video(container, src: Path, options: TranscodeOptions, report: TranscodeReport, quiet: bool, engine: Engine):
     """Set up the input's video stream for decoding: ``(stream, options, frame rate)``.
 
-    With ``--qf qp`` the decoder exports per-macroblock QPs; for a codec that has none the options
-    fall back to blind prediction (with a warning in the report).
+    The returned options carry the quality mode resolved for this input: ``profile`` (the model's
+    calibrated QP profile: ``auto`` or ``qp`` on H.264 with such a model), ``qp`` (the QP-to-QF map,
+    ``--qf qp`` with an FBCNN model without a profile) or ``auto`` (the engine's own control). For
+    the first two the decoder exports per-macroblock QPs; ``--qf qp`` on a codec that has none falls
+    back to the engine's own control with a warning in the report.
     """
     video = _video_stream(container, src)
     video.codec_context.thread_type = "AUTO"
-    if options.qf == "qp":
-        if video.codec_context.name not in QP_CODECS:
-            _warn(report, f"--qf qp: {video.codec_context.name} exports no quantiser; using blind prediction", quiet)
-            report.qf_mode = "auto (no QP in this codec)"
-            options = TranscodeOptions(**{**options.__dict__, "qf": "auto"})
-        else:
-            video.codec_context.options = {**video.codec_context.options, "export_side_data": "venc_params"}
+    mode = "auto"
+    has_qp = video.codec_context.name in QP_CODECS
+    if options.qf == "qp" and not has_qp:
+        _warn(report, f"--qf qp: {video.codec_context.name} exports no quantiser; using blind prediction", quiet)
+        report.qf_mode = "auto (no QP in this codec)"
+    elif options.qf in ("auto", "qp") and has_qp and _qp_profile(engine):
+        mode = report.qf_mode = "profile"
+    elif options.qf == "qp" and has_qp:
+        mode = "qp"
+    if mode != "auto":
+        video.codec_context.options = {**video.codec_context.options, "export_side_data": "venc_params"}
+    options = TranscodeOptions(**{**options.__dict__, "qf": mode})
     rate = video.average_rate or video.guessed_rate or Fraction(25)
     return video, options, Fraction(rate)
 
@@ -596,7 +619,7 @@ def transcode(src: Path | str, dst: Path | str, engine: Engine, options: Transco
     codec, info, out_fmt, matrix = _plan(src, engine, options, report, quiet)
     started = time.perf_counter()
     with open_input(src) as container, atomic_output(dst, overwrite=options.overwrite) as tmp:
-        video, options, rate = _open_video(container, src, options, report, quiet)
+        video, options, rate = _open_video(container, src, options, report, quiet, engine)
         pipe = _Pipeline(src, engine, options, report, out_fmt, rate)
         pipe.matrix = matrix
         with _writing(tmp, dst, "the output", "the file") as output:

@@ -28,6 +28,10 @@ from .vs_frames import check_format, parse_matrix, plane_format, read_plane, wri
 
 PROP_QF = "vsjpegfix_qf"
 PROP_PREDICTED_QF = "vsjpegfix_qf_predicted"
+#: Model presets, best first. Unlike the transcoder (which follows an H.264 stream's quantisers with
+#: fbcnn-s's calibrated profile), VapourSynth sources export no QP, so filters run blind: the "fbcnn"
+#: preset starts with the FBCNN trained on video (blind: +0.20 dB at x264 QP 37, -0.29 at QP 22), where
+#: blind fbcnn-s would stay near identity on video; lower ``strength`` for good-quality sources.
 PRESETS: dict[str, tuple[str, ...]] = {
     "fbcnn": ("fbcnn-s-video", "fbcnn-s", "fbcnn_color"),
     "fbcnn-gray": ("fbcnn-s-gray", "fbcnn_gray", "fbcnn-s", "fbcnn_color"),
@@ -48,6 +52,8 @@ _PARAMS_DOC = """
             holding each frame's QF (frames without it are restored blind).
         qf_offset: added to the predicted or given QF (clamped to 0..100); negative values
             restore more strongly, positive values more gently.
+        strength: fraction of the model's correction applied, 0..1 (1: all of it; lower values
+            restore more gently, 0 returns the input).
         luma_only: restore only the luma (Y) plane of YUV clips; chroma passes through untouched.
         device: "cpu", a CUDA device index (0, 1, ...), "cuda" or None (CUDA if available).
         fp16: half precision (CUDA only). None: on for CUDA, off for the CPU.
@@ -141,8 +147,9 @@ class _Restorer:
     """Owns the engine and the frame-group cache behind the ModifyFrame nodes."""
 
     def __init__(self, func: str, engine: Engine, clip: vs.VideoNode, *, qf_prop: str | None, matrix: str | None,
-                 full_range: bool | None, num_streams: int) -> None:
+                 full_range: bool | None, num_streams: int, strength: float = 1.0) -> None:
         self.func, self.engine, self.clip = func, engine, clip
+        self.strength = None if strength == 1.0 else float(strength)
         self.qf_prop, self.matrix, self.full_range = qf_prop, matrix, full_range
         self.batch = engine.batch_size
         self.radius = engine.frames // 2
@@ -247,7 +254,7 @@ class _Restorer:
                         per_frame.append(np.stack(frames) if self.radius else frames[0])
                     stacks.append(np.stack(per_frame))
                 qf = None if qfs[run[0]] is None else [qfs[j] for j in run]
-                res = self.engine.restore(stacks, fmts[run[0]], qf=qf)
+                res = self.engine.restore(stacks, fmts[run[0]], qf=qf, strength=self.strength)
                 for i, j in enumerate(run):
                     planes[j] = [plane[i] for plane in res.planes]
                     if res.predicted_qf is not None:
@@ -262,6 +269,7 @@ def deblock(
     model: str | nn.Module = "fbcnn",
     qf: float | str | None = None,
     qf_offset: float = 0.0,
+    strength: float = 1.0,
     luma_only: bool = False,
     device: int | str | None = None,
     fp16: bool | None = None,
@@ -302,6 +310,8 @@ def deblock(
         raise _error(func, f"qf must be in 0..100, got {qf}")
     if not isinstance(qf_offset, (int, float)) or not -100 <= qf_offset <= 100:
         raise _error(func, f"qf_offset must be a number in -100..100, got {qf_offset!r}")
+    if isinstance(strength, bool) or not isinstance(strength, (int, float)) or not 0 <= strength <= 1:
+        raise _error(func, f"strength must be a number in 0..1, got {strength!r}")
     try:
         matrix_name = parse_matrix(matrix)
     except ValueError as exc:
@@ -352,7 +362,7 @@ def deblock(
         raise _error(func, str(exc)) from None
     restorer = _Restorer(
         func, engine, clip, qf_prop=qf if isinstance(qf, str) else None, matrix=matrix_name,
-        full_range=full_range, num_streams=num_streams,
+        full_range=full_range, num_streams=num_streams, strength=float(strength),
     )
     return restorer.node()
 

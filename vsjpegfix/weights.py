@@ -24,6 +24,7 @@ import torch
 from torch import nn
 
 from .models import ARCHITECTURES, build_model, detect_architecture
+from .quality_profile import QualityProfile
 
 MANIFEST_NAME = "manifest.json"
 CHECKPOINT_SUFFIXES = (".pth", ".pt", ".ckpt", ".bin")
@@ -45,6 +46,11 @@ class ShippedWeights:
     description: str = ""
     task: str = "jpeg"
     training: dict[str, Any] = field(default_factory=dict)
+    quality_profile: dict[str, Any] | None = None  # see vsjpegfix.quality_profile (scripts/calibrate.py)
+
+    def profile(self) -> QualityProfile | None:
+        """The calibrated quality profile, if the manifest has one."""
+        return QualityProfile.from_dict(self.quality_profile) if self.quality_profile else None
 
     @property
     def channels(self) -> int:
@@ -77,6 +83,7 @@ def read_manifest(folder: Path | None = None) -> dict[str, ShippedWeights]:
         out = {}
         for e in entries["models"]:
             item = ShippedWeights(**e)
+            item.profile()  # checked here, so a bad profile is reported as a corrupt manifest
             out[item.name] = item
         return out
     except (ValueError, KeyError, TypeError) as exc:
@@ -227,6 +234,7 @@ def load_model(spec: str | os.PathLike) -> nn.Module:
     if name in shipped:
         entry = shipped[name]
         model = load_file(shipped_dir() / entry.file, sha256=entry.sha256)
+        model.quality_profile = entry.profile()  # how hard to restore input of known quality
         return model
     from . import download
 
@@ -241,13 +249,14 @@ def load_model(spec: str | os.PathLike) -> nn.Module:
     raise WeightsError(f"unknown model {name!r}; known: {', '.join(known) or '(none)'}, or a path to a weights file")
 
 
-#: Default model for each kind of input, best first (weights/README.md motivates the order): for video
-#: the compact FBCNN trained on JPEG and H.264/HEVC (it gains on heavily compressed video and loses
-#: little on good-quality video; Fast ARCNN gains more at QP 37 but loses 2 dB at QP 22); for JPEG
-#: images the compact FBCNN trained on JPEG (controlled by the file's own QF).
+#: Default model for each kind of input, best first (weights/README.md motivates the order). Both get
+#: the compact FBCNN trained on JPEG: on H.264 its calibrated QP profile makes it gain most at high QP
+#: and never lose at low QP; on HEVC (no QP) it stays near identity; JPEG images control it with
+#: their own QF. Next for video the JPEG + video FBCNN (gentler than Fast ARCNN on near-clean HEVC),
+#: next for images Fast ARCNN (far better than the video FBCNN on JPEG).
 DEFAULT_PREFERENCE: dict[str, tuple[str, ...]] = {
-    "video": ("fbcnn-s-video", "fbcnn-s", "fastarcnn", "arcnn"),
-    "image": ("fbcnn-s", "fbcnn-s-video", "fastarcnn", "arcnn"),
+    "video": ("fbcnn-s", "fbcnn-s-video", "fastarcnn", "arcnn"),
+    "image": ("fbcnn-s", "fastarcnn", "arcnn", "fbcnn-s-video"),
 }
 
 

@@ -1,0 +1,55 @@
+"""scripts/calibrate.py end to end: one training image, Fast ARCNN, profile written into a copy of the manifest."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from vsjpegfix.quality_profile import QualityProfile
+from vsjpegfix.weights import shipped_dir
+
+SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "calibrate.py"
+skimage_data = pytest.importorskip("skimage.data")
+
+
+def test_calibrates_and_writes_the_profile(tmp_path):
+    from PIL import Image
+
+    images = tmp_path / "train"
+    images.mkdir()
+    Image.fromarray(skimage_data.astronaut()).save(images / "a.png")
+    weights = tmp_path / "weights"
+    shutil.copytree(shipped_dir(), weights)
+    manifest = json.loads((weights / "manifest.json").read_text())
+    for entry in manifest["models"]:
+        entry.pop("quality_profile", None)
+    (weights / "manifest.json").write_text(json.dumps(manifest))
+    out = tmp_path / "calibration.json"
+    env = {**os.environ, "VSJPEGFIX_WEIGHTS_DIR": str(weights)}
+    cmd = [sys.executable, str(SCRIPT), "--models", "fastarcnn", "--images", str(images), "--count", "1",
+           "--size", "64", "--threads", "1", "--out", str(out), "--write-manifest"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    report = json.loads(out.read_text())
+    assert report["count"] == 1 and list(report["models"]) == ["fastarcnn"]
+    result = report["models"]["fastarcnn"]
+    assert [r["nominal_qp"] for r in result["video"]] == [17, 22, 27, 32, 37, 42, 47]
+    assert all(r["samples"] == 3 and r["control_qf"] is None for r in result["video"])
+    # the decoder's QPs: B/P frames sit at or above the nominal I/P quantiser
+    assert all(r["mean_qp"] >= r["nominal_qp"] - 3 for r in result["video"])
+    profile = QualityProfile.from_dict(result["profile"])
+    strengths = [p[2] for p in profile.h264_qp]
+    assert strengths == sorted(strengths) and strengths[0] < 0.5  # Fast ARCNN must not touch QP 17 frames
+    jpeg = [p[1] for p in profile.jpeg_qf]
+    assert jpeg == sorted(jpeg, reverse=True) and jpeg[-1] < 0.5 and jpeg[0] > 0.5
+    for r in result["jpeg"]:  # the chosen strength never does worse than full strength
+        assert r["gain_db"] >= r["gain_full_db"] - 1e-9 and r["gain_db"] >= 0
+    written = {e["name"]: e for e in json.loads((weights / "manifest.json").read_text())["models"]}
+    assert written["fastarcnn"]["quality_profile"] == result["profile"]
+    assert "quality_profile" not in written["fbcnn-s"]
