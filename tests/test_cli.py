@@ -101,3 +101,27 @@ def test_weights_and_models_commands(files):
     _one_line_error(run("weights", "download", "nope", cwd=files), "valid names")
     proc = run("models", cwd=files)
     assert proc.returncode == 0 and {"fbcnn", "arcnn", "fastarcnn"} <= {l.split()[0] for l in proc.stdout.splitlines()}
+
+
+def test_default_video_model_follows_the_codec(tmp_path):
+    """Without --model: ARCNN with its QP profile where the quantisers are read (H.264/HEVC), the
+    compact FBCNN (near identity when blind) elsewhere and with --qf blind; the report names the model."""
+    import json
+
+    from test_transcode import make_video
+
+    clips = {"h264": make_video(tmp_path / "h264.mp4", frames=4),
+             "hevc": make_video(tmp_path / "hevc.mkv", frames=4, codec="libx265"),
+             "mpeg4": make_video(tmp_path / "mpeg4.mkv", frames=4, codec="mpeg4")}
+    env = {k: v for k, v in os.environ.items() if k != "VSJPEGFIX_WEIGHTS_DIR"}  # the shipped weights
+    env["PYTHONPATH"] = REPO
+    cases = [("h264", (), "arcnn", "profile"), ("hevc", (), "arcnn", "profile"), ("mpeg4", (), "fbcnn-s", "auto"),
+             ("h264", ("--qf", "blind"), "fbcnn-s", "blind")]
+    for i, (codec, extra, model, mode) in enumerate(cases):
+        report = tmp_path / f"r{i}.json"
+        cmd = [sys.executable, "-m", "vsjpegfix", str(clips[codec]), str(tmp_path / f"o{i}.mkv"), "--quiet",
+               "--json", str(report), *extra]
+        proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        entry = json.loads(report.read_text())["files"][0]
+        assert (entry["model"], entry["qf_mode"]) == (model, mode), (codec, extra)

@@ -37,3 +37,50 @@ def test_inverse_round_trips():
     qfs = np.linspace(1, 99, 99)
     assert np.all(np.diff([qf_to_qp(q) for q in qfs]) < 0)
     assert qf_to_qp(500) == qf_to_qp(100) and qf_to_qp(-5) == qf_to_qp(1)  # clamped to 1..100
+
+
+@pytest.mark.parametrize("encoder,container", [("libx264", "mp4"), ("libx265", "matroska")])
+def test_stream_qp_reads_each_frame_in_display_order(tmp_path, encoder, container):
+    import av
+
+    from vsjpegfix.qp import StreamQp
+
+    path = tmp_path / f"v.{container}"
+    rng = np.random.default_rng(0)
+    with av.open(str(path), "w", format=container) as out:
+        s = out.add_stream(encoder, rate=25)
+        s.width, s.height, s.pix_fmt = 64, 48, "yuv420p"
+        # constant QP 34, I and B frames offset from it (x264 --ipratio/--pbratio, x265 the same names)
+        opts = "qp=34:ipratio=1.4:pbratio=1.3:bframes=2:b-adapt=0:aq-mode=0:scenecut=0"
+        s.codec_context.options = {"x264-params": opts} if encoder == "libx264" else {"x265-params": f"{opts}:log-level=error"}
+        for i in range(7):
+            frame = av.VideoFrame.from_ndarray(rng.integers(0, 255, (48, 64, 3), dtype=np.uint8), format="rgb24")
+            frame = frame.reformat(format="yuv420p")
+            frame.pts = i
+            for p in s.encode(frame):
+                out.mux(p)
+        for p in s.encode():
+            out.mux(p)
+    with av.open(str(path)) as c:
+        stream = c.streams.video[0]
+        reader = StreamQp(stream)
+        got = []
+        for packet in c.demux(stream):
+            reader.packet(packet)
+            got += [(f.pts, "?IPB"[int(f.pict_type)], reader.frame(f)) for f in packet.decode()]  # AVPictureType
+    assert reader.missing == 0 and len(got) == 7
+    by_type = {"I": (31,), "P": (34,), "B": (35, 36)}  # a B frame used as a reference sits between P and B
+    for _, kind, qp in sorted(got):
+        assert qp in by_type[kind], (kind, qp)
+    assert {kind for _, kind, _ in got} == {"I", "P", "B"}
+
+
+def test_stream_qp_refuses_a_codec_without_quantisers(tmp_path):
+    import av
+
+    from vsjpegfix.qp import StreamQp
+
+    with av.open(str(tmp_path / "v.mkv"), "w") as out:
+        s = out.add_stream("mpeg4", rate=25)
+        with pytest.raises(ValueError, match="mpeg4"):
+            StreamQp(s)

@@ -250,3 +250,20 @@ def test_segments_that_cannot_be_joined_are_refused_without_output(tmp_path):
     assert not (tmp_path / "out.mkv").exists() and no_temporaries(tmp_path)
     join_segments(vfr, tmp_path / "out.mkv", parts, vfr_plan)  # in the right order they join
     assert frame_times(tmp_path / "out.mkv") == frame_times(vfr)
+
+
+def test_hevc_segments_follow_the_slice_qp_profile_like_the_whole_file(tmp_path):
+    from vsjpegfix.quality_profile import QualityProfile
+
+    src = make_video(tmp_path / "in.mkv", frames=24, codec="libx265",
+                     options={"x265-params": f"log-level=error:crf=30:keyint={GOP}:min-keyint={GOP}:scenecut=0"})
+    engine = Engine(random_model(), device="cpu")
+    engine.quality_profile = QualityProfile(h264_qp=((24.0, None, 0.0), (40.0, None, 1.0)))
+    whole = transcode(src, tmp_path / "whole.mkv", engine, opts(codec="ffv1"))
+    details = transcode_segmented(src, tmp_path / "split.mkv", engine, opts(codec="ffv1"), seconds=SECONDS)
+    assert whole.qf_mode == "profile" and len(details["segments"]) == 3
+    assert_same_pictures(tmp_path / "whole.mkv", tmp_path / "split.mkv")
+    strengths = [e["strength"] for e in whole.per_frame]
+    assert len(strengths) == 24 and len(set(strengths)) > 1 and 0 < min(strengths) < max(strengths) < 1
+    split = sorted((e["frame"], e["qp"]) for e in details["per_frame"])
+    assert split == sorted((e["frame"], e["qp"]) for e in whole.per_frame)

@@ -331,7 +331,17 @@ def test_temporal_training_from_a_clip_pack(clip_pack_dir, folders, tmp_path, tr
     assert train_script.main(argv) == 0
     losses = [r for r in _log(out) if "loss" in r]
     assert [r["step"] for r in losses] == [2, 4] and all(math.isfinite(r["loss"]) for r in losses)
-    assert "pack: 6 clips of 3 frames, 32 px" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "pack: 6 clips of 3 frames, 32 px" in err and "no images read" in err
+    # the training images are not needed (nor read) when every sample comes from the pack
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    argv = _args((empty, folders[1]), tmp_path / "t3e", "--frames", "3", "--clips", str(clip_pack_dir[0]),
+                 "--steps", "2", "--workers", "0", "--val-n", "0")
+    assert train_script.main(argv) == 0
+    with pytest.raises(SystemExit, match="no images"):  # a single-frame model with half its batch from images
+        train_script.main(_args((empty, folders[1]), tmp_path / "half", "--clips", str(clip_pack_dir[0]),
+                                "--clips-fraction", "0.5", "--steps", "1", "--workers", "0"))
     with pytest.raises(SystemExit, match="odd frame count"):
         train_script.main(_args(folders, tmp_path / "t5", "--frames", "5", "--clips", str(clip_pack_dir[0]), "--steps", "1"))
     with pytest.raises(SystemExit, match="not a clip pack"):

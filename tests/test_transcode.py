@@ -533,10 +533,20 @@ def test_qf_follows_varying_qp(tmp_path, fbcnn_engine):
         assert entry["qf"] == pytest.approx(qp_to_qf(entry["qp"]), abs=0.01)
 
 
-def test_qf_qp_for_hevc_falls_back_to_blind(tmp_path, fbcnn_engine):
-    src = make_video(tmp_path / "in.mkv", frames=3, codec="libx265")
+def test_qf_qp_follows_the_hevc_slice_qp(tmp_path, fbcnn_engine):
+    # HEVC exports no quantisers; they are read from the slice headers (vsjpegfix.hevc_qp)
+    src = make_video(tmp_path / "in.mkv", frames=6, codec="libx265",
+                     options={"x265-params": "log-level=error:qp=33:ipratio=1.0:pbratio=1.0:aq-mode=0"})
     report = transcode(src, tmp_path / "out.mkv", fbcnn_engine, opts(qf="qp"))
-    assert report.qf_mode.startswith("auto") and any("hevc" in w for w in report.warnings)
+    assert report.qf_mode == "qp" and not any("quantiser" in w for w in report.warnings)
+    assert [e["qp"] for e in report.per_frame] == [33] * 6
+    assert all(e["qf"] == pytest.approx(qp_to_qf(33), abs=1e-3) for e in report.per_frame)
+
+
+def test_qf_qp_without_quantisers_falls_back_to_blind(tmp_path, fbcnn_engine):
+    src = make_video(tmp_path / "in.mkv", frames=3, codec="mpeg4")
+    report = transcode(src, tmp_path / "out.mkv", fbcnn_engine, opts(qf="qp"))
+    assert report.qf_mode.startswith("auto") and any("mpeg4" in w for w in report.warnings)
     assert len(report.per_frame) == 3
     assert all("qp" not in e and "predicted_qf" in e for e in report.per_frame)
 
@@ -600,12 +610,24 @@ def test_qp_mode_accepts_a_model_with_a_profile_but_no_quality_control(tmp_path)
     assert all("qf" not in e for e in report.per_frame)
 
 
+def test_auto_follows_the_qp_profile_on_hevc_with_varying_quantisers(tmp_path):
+    # CRF with adaptive quantisation: slice QPs differ per frame; each frame gets the profile at its own QP
+    src = make_video(tmp_path / "in.mp4", frames=8, codec="libx265", options={"x265-params": "log-level=error:crf=33"})
+    report = transcode(src, tmp_path / "out.mp4", profiled(busy_model()), opts())
+    assert report.qf_mode == "profile" and not any("quantiser" in w for w in report.warnings)
+    assert len(report.per_frame) == 8
+    qps = [e["qp"] for e in report.per_frame]
+    assert len(set(qps)) > 1 and all(20 <= q <= 51 for q in qps)
+    for entry in report.per_frame:
+        assert entry["strength"] == pytest.approx(min(1.0, max(0.0, (entry["qp"] - 24) / 12)), abs=1e-3)
+
+
 def test_profile_is_not_used_without_quantisers_or_with_a_fixed_qf(tmp_path):
-    src = make_video(tmp_path / "in.mkv", frames=3, codec="libx265")
+    src = make_video(tmp_path / "in.mkv", frames=3, codec="mpeg4")
     torch.manual_seed(0)
     engine = profiled(FBCNN(nc=(8, 16, 24, 32), nb=1))
     report = transcode(src, tmp_path / "out.mkv", engine, opts())
-    assert report.qf_mode == "auto" and not any("quantiser" in w for w in report.warnings)  # HEVC: blind, silently
+    assert report.qf_mode == "auto" and not any("quantiser" in w for w in report.warnings)  # MPEG-4: blind, silently
     assert all("strength" not in e and "predicted_qf" in e for e in report.per_frame)
     fixed = Engine(engine.model, device="cpu", qf=30)
     fixed.quality_profile = PROFILE

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from vsjpegfix.engine import Engine
-from vsjpegfix.models import FBCNN, FastARCNN
+from vsjpegfix.models import ARCNN, FBCNN, FastARCNN
 from vsjpegfix.weights import (
     WeightsError,
     default_model_name,
@@ -101,18 +101,20 @@ def test_shape_mismatch_names_the_tensor(tmp_path):
 def test_default_model_per_kind_of_input(weights_dir):
     entries = []
     models = [("fastarcnn", FastARCNN(channels=3), "fastarcnn"), ("fbcnn-s", FBCNN(nc=(8, 8, 8, 8), nb=1), "fbcnn"),
-              ("fbcnn-s-video", FBCNN(nc=(8, 8, 8, 8), nb=1), "fbcnn")]
+              ("fbcnn-s-video", FBCNN(nc=(8, 8, 8, 8), nb=1), "fbcnn"), ("arcnn", ARCNN(channels=3), "arcnn")]
     for name, model, arch in models:
         sha = save_weights(model, weights_dir / f"{name}.safetensors", arch=arch)
         entries.append({"name": name, "file": f"{name}.safetensors", "arch": arch, "config": model.config, "sha256": sha})
-    cases = [  # shipped subset -> (video default, image default)
-        ((0, 1, 2), ("fbcnn-s", "fbcnn-s")),
-        ((0, 2), ("fbcnn-s-video", "fastarcnn")),
-        ((2,), ("fbcnn-s-video", "fbcnn-s-video")),
-        ((0,), ("fastarcnn", "fastarcnn")),
+    cases = [  # shipped subset -> (H.264/HEVC video default, other video default, image default)
+        ((0, 1, 2, 3), ("arcnn", "fbcnn-s", "fbcnn-s")),
+        ((0, 1, 2), ("fbcnn-s", "fbcnn-s", "fbcnn-s")),
+        ((0, 2), ("fastarcnn", "fbcnn-s-video", "fastarcnn")),
+        ((2,), ("fbcnn-s-video", "fbcnn-s-video", "fbcnn-s-video")),
+        ((0,), ("fastarcnn", "fastarcnn", "fastarcnn")),
     ]
-    for subset, (video, image) in cases:
+    for subset, (video_qp, video, image) in cases:
         (weights_dir / "manifest.json").write_text(json.dumps({"models": [entries[i] for i in subset]}))
+        assert default_model_name("video-qp") == video_qp, subset
         assert default_model_name() == default_model_name("video") == video, subset
         assert default_model_name("image") == image, subset
     with pytest.raises(ValueError, match="kind must be"):

@@ -58,7 +58,7 @@ from typing import Sequence
 import av
 import numpy as np
 
-from .qp import frame_qp
+from .qp import QP_CODECS, StreamQp
 
 __all__ = [
     "CANDIDATE_FILTERS",
@@ -86,7 +86,9 @@ SPP_FILTER = "spp=quality=6:mode=hard"
 #: FFmpeg's block-edge filter: the fallback when ``dctdnoiz`` is missing.
 DEBLOCK_FILTER = "deblock=filter=weak:block=8"
 
-_CODECS = {"h264": ("libx264", "h264"), "x264": ("libx264", "h264"), "hevc": ("libx265", "hevc"), "x265": ("libx265", "hevc")}
+# encoder, container (Matroska: its packets carry the timestamps that match an HEVC slice QP to its frame)
+_CODECS = {"h264": ("libx264", "matroska"), "x264": ("libx264", "matroska"), "hevc": ("libx265", "matroska"),
+           "x265": ("libx265", "matroska")}
 
 
 def filter_available(name: str) -> bool:
@@ -248,21 +250,31 @@ def deblock_yuv420(planes: Sequence[np.ndarray], *, filter: str | None = None) -
 
 # --------------------------------------------------------------------------- codec round trip
 
+def _decode_with_qp(container, want_qp: bool):
+    """``(frame, quantiser or None)`` for the first video stream's frames."""
+    stream = container.streams.video[0]
+    reader = StreamQp(stream) if want_qp and stream.codec_context.name in QP_CODECS else None
+    for packet in container.demux(stream):
+        if reader is not None:
+            reader.packet(packet)
+        for frame in packet.decode():
+            yield frame, reader.frame(frame) if reader is not None else None
+
+
 def read_yuv420(path, *, frames: int | None = None, qps: list | None = None) -> list[np.ndarray]:
     """Decode a yuv420p video file into planes ``[Y (T,H,W), U, V]`` exactly as stored (no range conversion).
 
-    ``qps``, if given, receives each frame's mean macroblock QP (H.264; None for other codecs).
+    ``qps``, if given, receives each frame's quantiser as the transcoder reads it
+    (:class:`vsjpegfix.qp.StreamQp`: H.264's mean macroblock QP, HEVC's slice QP; None for other codecs).
     """
     out: list[list[np.ndarray]] = []
     with av.open(str(path)) as container:
-        if qps is not None:
-            container.streams.video[0].codec_context.options = {"export_side_data": "venc_params"}
-        for frame in container.decode(video=0):
+        for frame, qp in _decode_with_qp(container, qps is not None):
             if frame.format.name != "yuv420p":
                 raise ValueError(f"{path}: expected yuv420p, got {frame.format.name}")
             out.append(_read_frame(frame, np.uint8, 3))
             if qps is not None:
-                qps.append(frame_qp(frame))
+                qps.append(qp)
             if frames is not None and len(out) >= frames:
                 break
     if not out:
@@ -271,29 +283,34 @@ def read_yuv420(path, *, frames: int | None = None, qps: list | None = None) -> 
 
 
 def encode_decode_yuv420(
-    planes: Sequence[np.ndarray], codec: str = "x264", *, qp: int, preset: str = "medium", intra: bool = False,
-    colorspace: int = 6, rate: int = 25, stats: dict | None = None,
+    planes: Sequence[np.ndarray], codec: str = "x264", *, qp: int | None = None, crf: float | None = None,
+    preset: str = "medium", intra: bool = False, colorspace: int = 6, rate: int = 25, stats: dict | None = None,
 ) -> list[np.ndarray]:
-    """Encode YUV 4:2:0 planes with libx264/libx265 at constant ``qp`` and decode them back.
+    """Encode YUV 4:2:0 planes with libx264/libx265 at constant ``qp`` (or ``crf``) and decode them back.
+
+    The encoders run single-threaded, so the result is the same on every machine.
 
     Args:
         planes: ``[Y (T,H,W), U (T,H/2,W/2), V]`` uint8, limited range as stored in a video.
         codec: ``x264``/``h264`` (libx264) or ``x265``/``hevc`` (libx265).
         qp: constant quantiser (x264 ``qp``, x265 ``qp``; P/B frames get the encoders' usual
             ``ipratio``/``pbratio`` offsets).
+        crf: constant rate factor instead of ``qp`` (exactly one of the two is given).
         preset: encoder preset (``medium`` is both encoders' default); the default GOP structure
             with P and B frames unless ``intra``.
         colorspace: AVColorSpace tag written to the stream (6 = BT.601, 1 = BT.709); metadata only.
         rate: frame rate written to the stream (x264/x265 rate control does not use it at constant QP).
         stats: if given, receives ``bytes`` (size of the elementary stream), ``encoder`` and
-            ``frame_qp`` (per decoded frame, the mean macroblock QP the H.264 decoder exports, as
-            the transcoder reads it; None for HEVC).
+            ``frame_qp`` (per decoded frame, the quantiser as the transcoder reads it: the mean
+            macroblock QP the H.264 decoder exports, HEVC's slice QP).
 
     Returns:
         Decoded planes, same shapes, read straight from the decoded frames' planes.
     """
     if codec not in _CODECS:
         raise ValueError(f"unknown codec {codec!r}; use {', '.join(_CODECS)}")
+    if (qp is None) == (crf is None):
+        raise ValueError("give exactly one of qp and crf")
     y, u, v = (np.ascontiguousarray(np.asarray(p)) for p in planes)
     if any(p.dtype != np.uint8 or p.ndim != 3 for p in (y, u, v)):
         raise ValueError("planes must be uint8 (T, h, w)")
@@ -306,35 +323,36 @@ def encode_decode_yuv420(
         stream = out.add_stream(encoder, rate=rate)
         stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p"
         opts = {"preset": preset}
+        mode, value = ("qp", str(int(qp))) if qp is not None else ("crf", f"{crf:g}")
+        rc = f"{mode}={value}"
         if encoder == "libx264":
-            opts["qp"] = str(int(qp))
+            opts[mode] = value
             if intra:
                 opts["x264-params"] = "keyint=1"
         else:
-            params = ["log-level=error", f"qp={int(qp)}", "pools=1", "frame-threads=1"] + (["keyint=1"] if intra else [])
+            params = ["log-level=error", rc, "pools=1", "frame-threads=1"] + (["keyint=1"] if intra else [])
             opts["x265-params"] = ":".join(params)
         stream.codec_context.options = opts
         stream.codec_context.colorspace = colorspace
         stream.codec_context.thread_count = 1  # x264: one thread (output depends on the thread count)
-        for i in range(t):
-            frame = _make_frame([y[i], u[i], v[i]], "yuv420p", w, h)
-            frame.pts = i
+        coded = 0  # bytes of coded video, without the container's
+        for i in range(t + 1):
+            frame = _make_frame([y[i], u[i], v[i]], "yuv420p", w, h) if i < t else None
+            if frame is not None:
+                frame.pts = i
             for packet in stream.encode(frame):
+                coded += packet.size
                 out.mux(packet)
-        for packet in stream.encode():
-            out.mux(packet)
     if stats is not None:
-        stats["bytes"] = buf.getbuffer().nbytes
+        stats["bytes"] = coded
         stats["encoder"] = encoder
     buf.seek(0)
     decoded: list[list[np.ndarray]] = []
     frame_qps: list[float | None] = []
     with av.open(buf, "r", format=fmt) as inp:
-        if stats is not None and encoder == "libx264":
-            inp.streams.video[0].codec_context.options = {"export_side_data": "venc_params"}
-        for frame in inp.decode(video=0):
+        for frame, qp in _decode_with_qp(inp, stats is not None):
             decoded.append(_read_frame(frame, np.uint8, 3))
-            frame_qps.append(frame_qp(frame))
+            frame_qps.append(qp)
     if stats is not None:
         stats["frame_qp"] = frame_qps
     if len(decoded) != t:

@@ -109,10 +109,10 @@ def add_output_options(p: argparse.ArgumentParser) -> None:
 
 def add_engine_options(p: argparse.ArgumentParser) -> None:
     """Options shared by every command that restores frames."""
-    p.add_argument("--model", default=None, help="shipped model name, official checkpoint name, or weights path (default: the best shipped model for the kind of input, fbcnn-s for video and JPEG images: see weights/README.md)")
+    p.add_argument("--model", default=None, help="shipped model name, official checkpoint name, or weights path (default: the best shipped model for the kind of input: arcnn for H.264/HEVC video, which follows each frame's quantiser with its calibrated profile; fbcnn-s for other video, for --qf blind or a fixed QF, and for JPEG images: see weights/README.md)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     p.add_argument("--precision", default="auto", choices=["auto", "fp32", "fp16", "bf16"], help="compute precision (default: auto = fp16 on CUDA, fp32 on the CPU)")
-    p.add_argument("--qf", default="auto", help="quality control: 'auto' (where the source's quality is known - a JPEG file's QF, an H.264 frame's quantiser - a shipped model follows its calibrated quality profile: how strongly to restore, and for FBCNN the control QF; elsewhere FBCNN predicts the quality blind), 'blind' (always the model alone, full strength), a JPEG quality 0..100 (FBCNN), or 'qp' (H.264 video: follow each frame's quantiser - the profile, or vsjpegfix.qp.qp_to_qf for FBCNN checkpoints without one; other codecs fall back to blind with a warning)")
+    p.add_argument("--qf", default="auto", help="quality control: 'auto' (where the source's quality is known - a JPEG file's QF, an H.264 or HEVC frame's quantiser - a shipped model follows its calibrated quality profile: how strongly to restore, and for FBCNN the control QF; elsewhere FBCNN predicts the quality blind), 'blind' (always the model alone, full strength), a JPEG quality 0..100 (FBCNN), or 'qp' (H.264/HEVC video: follow each frame's quantiser - the profile, or vsjpegfix.qp.qp_to_qf for FBCNN checkpoints without one; other codecs fall back to blind with a warning)")
     p.add_argument("--qf-offset", type=float, default=0.0, help="added to the predicted or given QF (FBCNN)")
     p.add_argument("--tile", type=int, default=0, help="tile size in pixels (0 = whole frames)")
     p.add_argument("--overlap", type=int, default=32, help="tile overlap in pixels")
@@ -123,7 +123,8 @@ def add_engine_options(p: argparse.ArgumentParser) -> None:
 def build_engine(args: argparse.Namespace, kind: str = "video"):
     """Engine from parsed options (raises ValueError subclasses with user-facing messages).
 
-    Without ``--model`` the model is the default for ``kind`` (``"video"`` or ``"image"``).
+    Without ``--model`` the model is the default for ``kind`` (:func:`input_kind`). The engine's
+    ``model_name`` says which (the name or path given, or the default's name) for the reports.
     """
     from .engine import Engine
     from .weights import default_model_name, load_model
@@ -134,8 +135,9 @@ def build_engine(args: argparse.Namespace, kind: str = "video"):
             qf = float(args.qf)
         except ValueError:
             raise ValueError(f"--qf must be 'auto', 'blind', 'qp' or a number 0..100, got {args.qf!r}") from None
-    model = load_model(args.model or default_model_name(kind))
-    return Engine(
+    name = str(args.model or default_model_name(kind))
+    model = load_model(name)
+    engine = Engine(
         model,
         device=args.device,
         precision=args.precision,
@@ -146,6 +148,8 @@ def build_engine(args: argparse.Namespace, kind: str = "video"):
         qf_offset=args.qf_offset,
         luma_only=args.luma_only,
     )
+    engine.model_name = name
+    return engine
 
 
 def transcode_options(args: argparse.Namespace):
@@ -165,9 +169,9 @@ def transcode_options(args: argparse.Namespace):
 
 
 class Engines:
-    """The engine for each kind of file (``"image"``, ``"video"``), each built once, when first needed.
+    """The engine for each kind of file (:func:`input_kind`), each built once, when first needed.
 
-    With ``--model`` both kinds share one engine; without it each kind gets its default model
+    With ``--model`` all kinds share one engine; without it each kind gets its default model
     (:func:`vsjpegfix.weights.default_model_name`).
     """
 
@@ -182,24 +186,44 @@ class Engines:
         return self._built[key]
 
 
+def input_kind(src: Path, args: argparse.Namespace) -> str:
+    """``"image"``, ``"video-qp"`` (H.264/HEVC, whose frames' quantisers the transcoder follows unless
+    ``--qf`` is ``blind`` or a number) or ``"video"``: which default model suits ``src``."""
+    import av
+
+    from .image_io import is_image_path
+    from .qp import QP_CODECS
+
+    if is_image_path(src):
+        return "image"
+    if str(args.qf).lower() not in ("auto", "qp"):
+        return "video"
+    try:
+        with av.open(str(src)) as container:
+            codec = container.streams.video[0].codec_context.name if container.streams.video else None
+    except (av.FFmpegError, OSError, UnicodeDecodeError):
+        codec = None  # the transcoder reports what is wrong with the file
+    return "video-qp" if codec in QP_CODECS else "video"
+
+
 def _restore_file(engines: Engines, src: Path, dst: Path, args: argparse.Namespace, overall=None) -> dict:
     """Restore one image or video with the engine for its kind; returns its report entry."""
     from .image_io import is_image_path, restore_image_file
     from .transcode import transcode
 
-    engine = engines("image" if is_image_path(src) else "video")
+    engine = engines(input_kind(src, args))
     if is_image_path(src):
         if not is_image_path(dst):
             raise ValueError(f"{dst}: unsupported output extension {dst.suffix!r} for an image (use .png, .webp or .jpg)")
         if str(args.qf).lower() == "qp":
-            raise ValueError("--qf qp needs H.264 video; use auto or a number for images")
+            raise ValueError("--qf qp needs H.264 or HEVC video; use auto or a number for images")
         result = restore_image_file(engine, src, dst, overwrite=args.overwrite, use_file_qf=str(args.qf).lower() != "blind")
         if overall is not None:
             overall.update(1)
-        return {"kind": "image", **dataclasses.asdict(result)}
+        return {"kind": "image", "model": engine.model_name, **dataclasses.asdict(result)}
     options = transcode_options(args)
     report = transcode(src, dst, engine, options, overall=overall)
-    return {"kind": "video", **report.as_dict()}
+    return {"kind": "video", "model": engine.model_name, **report.as_dict()}
 
 
 def _write_json(path: Path | None, payload: dict) -> None:
@@ -225,10 +249,8 @@ def _cmd_restore(argv: list[str]) -> int:
     if src.is_dir():
         return _fail(f"{src} is a directory (use 'vsjpegfix batch SRC DST' for folders)")
     check_output(src, args.output, overwrite=args.overwrite)
-    from .image_io import is_image_path
-
     engines = Engines(args)
-    engines("image" if is_image_path(src) else "video")  # model errors before anything is read
+    engines(input_kind(src, args))  # model errors before anything is read
     try:
         entry = _restore_file(engines, src, args.output, args)
     except Exception as exc:

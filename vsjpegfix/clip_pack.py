@@ -24,6 +24,8 @@ from typing import Any
 
 import numpy as np
 
+from .augment import dihedral
+
 GRID = 16
 FILES = ("degraded.npy", "clean.npy", "label.npy")
 META = "pack.json"
@@ -82,13 +84,6 @@ def load_pack(folder: Path) -> ClipPack:
     return ClipPack(degraded, clean, label, json.loads((folder / META).read_text()))
 
 
-def _augment(frames: np.ndarray, mode: int) -> np.ndarray:
-    """One of the 8 flips/rotations, applied to the H and W axes of (..., H, W, C)."""
-    if mode & 4:
-        frames = frames[..., ::-1, :, :]
-    return np.ascontiguousarray(np.rot90(frames, mode & 3, axes=(-3, -2)))
-
-
 def sample(pack: ClipPack, rng: np.random.Generator, crop: int, frames: int) -> tuple[np.ndarray, np.ndarray, float]:
     """One training sample: ``(degraded (frames, crop, crop, 3), clean centre (crop, crop, 3), label)``.
 
@@ -107,4 +102,4 @@ def sample(pack: ClipPack, rng: np.random.Generator, crop: int, frames: int) -> 
     c, r = pack.frames // 2, frames // 2
     deg = np.asarray(pack.degraded[i, c - r : c + r + 1, y : y + crop, x : x + crop])
     clean = np.asarray(pack.clean[i, y : y + crop, x : x + crop])
-    return _augment(deg, mode), _augment(clean, mode), float(pack.label[i])
+    return dihedral(deg, mode, (-3, -2)), dihedral(clean, mode, (-3, -2)), float(pack.label[i])

@@ -144,7 +144,7 @@ class RestoreWorker:
         torch.set_num_threads(max(1, threads))
         self.args = argparse.Namespace(**options)
         self.engines = Engines(self.args)
-        self.engines("video")  # load the (video) model once, up front
+        self.engines("video-qp")  # load the model for H.264/HEVC once, up front (the others when first needed)
         self.frames = 0
 
     def info(self) -> dict[str, Any]:
@@ -169,16 +169,17 @@ class RestoreWorker:
         return _restore_file(self.engines, Path(src), Path(dst), self.args, overall=self)
 
     def model_frames(self) -> int:
-        """Frames the model sees at once (T of a temporal model, else 1)."""
-        return int(self.engines("video").frames)
+        """Frames the video models see at once (T of a temporal model, else 1; the largest of the kinds)."""
+        return max(int(self.engines(kind).frames) for kind in ("video-qp", "video"))
 
     def restore_segment(self, src: str, dst: str, segment) -> dict[str, Any]:
         """Restore one :class:`~vsjpegfix.segments.Segment` of ``src`` into the temporary file ``dst``."""
-        from .cli import transcode_options
+        from .cli import input_kind, transcode_options
         from .segments import restore_segment
 
         Path(dst).parent.mkdir(parents=True, exist_ok=True)
-        return restore_segment(self.engines("video"), Path(src), Path(dst), segment, transcode_options(self.args), overall=self)
+        engine = self.engines(input_kind(Path(src), self.args))
+        return restore_segment(engine, Path(src), Path(dst), segment, transcode_options(self.args), overall=self)
 
 
 def remove_temporaries_of(out: Path) -> list[Path]:

@@ -12,14 +12,13 @@ from :func:`vsjpegfix.qp.qp_to_qf`).
 
 from __future__ import annotations
 
-import io
 from dataclasses import dataclass
 
-import av
 import numpy as np
 import torch
 from PIL import Image
 
+from .baselines import encode_decode_yuv420
 from .colour import PlaneFormat, planes_to_rgb, rgb_to_planes
 from .degrade import Degraded, register_degradation
 from .qp import qp_to_qf
@@ -95,57 +94,15 @@ def encode_decode(
     """Encode RGB frames (T, H, W, 3; even H and W) with libx264/libx265 and decode them back.
 
     Exactly one of ``qp`` (constant quantiser) and ``crf`` is given. ``intra`` makes every frame
-    a keyframe; otherwise P/B frames follow the first keyframe.
+    a keyframe; otherwise P/B frames follow the first keyframe. The frames travel as BT.709
+    limited-range 4:2:0 (:func:`vsjpegfix.baselines.encode_decode_yuv420` does the coding).
     """
     if codec not in CODECS:
         raise ValueError(f"unknown codec {codec!r}; use {', '.join(CODECS)}")
-    if (qp is None) == (crf is None):
-        raise ValueError("give exactly one of qp and crf")
-    t, h, w, _ = clean.shape
-    if h % 2 or w % 2:
+    if clean.ndim != 4 or clean.shape[1] % 2 or clean.shape[2] % 2:
         raise ValueError("frame size must be even for 4:2:0")
-    encoder, fmt = CODECS[codec]
-    planes = _to_planes(clean)
-    buf = io.BytesIO()
-    with av.open(buf, "w", format=fmt) as out:
-        stream = out.add_stream(encoder, rate=25)
-        stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p"
-        opts = {"preset": preset}
-        if codec == "h264":
-            opts.update({"qp": str(qp)} if qp is not None else {"crf": f"{crf:g}"})
-            if intra:
-                opts["x264-params"] = "keyint=1"
-        else:
-            params = ["log-level=error"] + ([f"qp={qp}"] if qp is not None else [f"crf={crf:g}"])
-            if intra:
-                params.append("keyint=1")
-            opts["x265-params"] = ":".join(params)
-        stream.codec_context.options = opts
-        stream.codec_context.colorspace = 1
-        for i in range(t):
-            frame = av.VideoFrame(w, h, "yuv420p")
-            for p, data in enumerate(planes):
-                plane = frame.planes[p]
-                view = np.frombuffer(plane, np.uint8).reshape(-1, plane.line_size)
-                view[: plane.height, : plane.width] = data[i]
-            frame.pts = i
-            for packet in stream.encode(frame):
-                out.mux(packet)
-        for packet in stream.encode():
-            out.mux(packet)
-    buf.seek(0)
-    decoded: list[list[np.ndarray]] = []
-    with av.open(buf, "r", format=fmt) as inp:
-        for frame in inp.decode(video=0):
-            decoded.append(
-                [
-                    np.frombuffer(pl, np.uint8).reshape(-1, pl.line_size)[: pl.height, : pl.width].copy()
-                    for pl in frame.planes[:3]
-                ]
-            )
-    if len(decoded) != t:
-        raise RuntimeError(f"{encoder} returned {len(decoded)} frames for {t}")
-    return _to_rgb([np.stack([d[p] for d in decoded]) for p in range(3)])
+    decoded = encode_decode_yuv420(_to_planes(clean), codec, qp=qp, crf=crf, intra=intra, preset=preset, colorspace=1)
+    return _to_rgb(decoded)
 
 
 def qp_label(qp: float) -> float:

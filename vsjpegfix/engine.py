@@ -142,6 +142,8 @@ class Engine:
         channels_last: bool | None = None,
         max_frame_pixels: int | None = None,
     ) -> None:
+        #: what the engine runs, for reports: the name or path it was given, else the module's class
+        self.model_name = type(model).__name__ if isinstance(model, nn.Module) else os.fspath(model)
         if not isinstance(model, nn.Module):
             from .weights import load_model
 
@@ -193,13 +195,7 @@ class Engine:
         fixed = self.qf if qf is None else qf
         offset = self.qf_offset
         if fixed is not None:
-            values = torch.as_tensor(np.asarray(fixed, dtype=np.float32).reshape(-1)).to(self.device)
-            if values.numel() == 1:
-                values = values.expand(n)
-            if values.numel() != n:
-                raise EngineError(f"got {values.numel()} qf values for {n} frames")
-            if bool(((values < 0) | (values > 100)).any()):
-                raise EngineError("qf must be in 0..100")
+            values = torch.from_numpy(_per_frame(fixed, n, "qf", 100.0)).to(self.device)
             return qf_to_quality((values + offset).clamp(0, 100)).reshape(n, 1), None
         if offset:
             return None, lambda q: qf_to_quality((quality_to_qf(q) + offset).clamp(0, 100))
@@ -381,15 +377,7 @@ class Engine:
         """Per-frame strengths as an (N, 1, 1) tensor on the device, or None for full strength."""
         if strength is None:
             return None
-        if isinstance(strength, torch.Tensor):
-            strength = strength.detach().cpu().numpy()
-        values = np.asarray(strength, dtype=np.float32).reshape(-1)
-        if values.size == 1:
-            values = np.repeat(values, n)
-        if values.size != n:
-            raise EngineError(f"got {values.size} strength values for {n} frames")
-        if not np.all((values >= 0) & (values <= 1)):
-            raise EngineError("strength must be in 0..1")
+        values = _per_frame(strength, n, "strength", 1.0)
         if np.all(values == 1):
             return None
         return torch.from_numpy(values).to(self.device).reshape(n, 1, 1)
@@ -451,6 +439,20 @@ class Engine:
         if self.luma_only and fmt.family == "yuv":
             out = [out[0], *[p.clone() for p in centre[1:]]]
         return out, pred, used
+
+
+def _per_frame(values: QualityArg, n: int, name: str, top: float) -> np.ndarray:
+    """A scalar or one value per frame as ``n`` float32 values, each checked to lie in 0..``top``."""
+    if isinstance(values, torch.Tensor):
+        values = values.detach().cpu().numpy()
+    out = np.asarray(values, dtype=np.float32).reshape(-1)
+    if out.size == 1:
+        out = np.repeat(out, n)
+    if out.size != n:
+        raise EngineError(f"got {out.size} {name} values for {n} frames")
+    if not np.all((out >= 0) & (out <= top)):
+        raise EngineError(f"{name} must be in 0..{top:g}")
+    return out
 
 
 def _gray_view(fmt: PlaneFormat) -> PlaneFormat:

@@ -31,8 +31,9 @@ def qf_to_qp(qf: float) -> float:
     return QP_AT_QF50 + 6.0 * math.log2(max(scale, 1e-6) / 100.0)
 
 
-#: Decoders that export per-macroblock quantisers (FFmpeg's ``venc_params`` side data).
-QP_CODECS = frozenset({"h264"})
+#: Codecs whose frames' quantisers can be read: H.264 from the decoder's per-macroblock export
+#: (FFmpeg's ``venc_params`` side data), HEVC from the slice headers (:mod:`vsjpegfix.hevc_qp`).
+QP_CODECS = frozenset({"h264", "hevc"})
 
 
 def frame_qp(frame, bits: int = 8) -> float | None:
@@ -50,3 +51,42 @@ def frame_qp(frame, bits: int = 8) -> float | None:
 
     qp = float(np.mean(params.qp_map())) if params.nb_blocks else float(params.qp)
     return qp - 6 * (bits - 8)
+
+
+class StreamQp:
+    """Each decoded frame's quantiser for one video stream (a codec of :data:`QP_CODECS`).
+
+    H.264: the mean macroblock QP the decoder exports (set up here: ``export_side_data=venc_params``
+    on the stream's decoder, before it opens). HEVC: the mean slice QP read from each packet before
+    it is decoded (:meth:`packet`), matched to its frame by timestamp. Call :meth:`packet` for every
+    packet of the stream before decoding it and :meth:`frame` for every frame before changing its pts.
+    """
+
+    def __init__(self, stream) -> None:
+        ctx = stream.codec_context
+        self.codec = ctx.name
+        if self.codec not in QP_CODECS:
+            raise ValueError(f"{self.codec} exports no quantisers")
+        self._hevc = None
+        self._by_pts: dict[int, float | None] = {}
+        self.missing = 0  # frames whose quantiser could not be read
+        if self.codec == "h264":
+            ctx.options = {**ctx.options, "export_side_data": "venc_params"}
+        else:
+            from .hevc_qp import HevcQpReader
+
+            self._hevc = HevcQpReader(ctx.extradata)
+
+    def packet(self, packet) -> None:
+        """Read an HEVC packet's slice QP (kept by its timestamp until its frame is decoded)."""
+        if self._hevc is not None and packet.size and packet.pts is not None:
+            self._by_pts[packet.pts] = self._hevc.packet_qp(bytes(packet))
+
+    def frame(self, frame) -> float | None:
+        """The frame's quantiser (QPY of 8-bit meaning for H.264 at any bit depth), or None."""
+        if self._hevc is None:
+            qp = frame_qp(frame, frame.format.components[0].bits)
+        else:
+            qp = self._by_pts.pop(frame.pts, None) if frame.pts is not None else None
+        self.missing += qp is None
+        return qp

@@ -1,7 +1,8 @@
 """A model's calibrated quality profile: how hard to restore a frame whose source quality is known.
 
 Blind models over-correct good-quality input. When the source's quality is known - a JPEG file's
-QF (from its quantisation tables), an H.264 frame's mean quantiser (from the decoder's side data) -
+QF (from its quantisation tables), a video frame's mean quantiser (H.264: from the decoder's side
+data; HEVC: the slice QP from its headers, on the same step-size scale, read through the H.264 points) -
 the profile gives, for that quality, the ``strength`` (the fraction of the model's correction that
 is applied: 0 leaves the frame as decoded, 1 applies all of it) and, for FBCNN models on video, the
 quality control (``qf``) that restores best. ``scripts/calibrate.py`` measures the points on

@@ -31,7 +31,6 @@ from __future__ import annotations
 import contextlib
 import re
 import secrets
-import threading
 import time
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -52,11 +51,11 @@ from .transcode import (
     _add_video,
     _av_message,
     _copy_metadata,
-    _join,
     _mux_copy,
     _open_video,
     _Pipeline,
     _plan,
+    _start_encoding,
     _video_stream,
     _writing,
     open_input,
@@ -239,11 +238,14 @@ def _decode_segment(pipe: _Pipeline, container, video, segment: Segment, seek: b
         for packet in container.demux(video):
             if pipe.stop.is_set():
                 return
+            if pipe.qps is not None:
+                pipe.qps.packet(packet)
             try:
                 frames = packet.decode()
             except av.FFmpegError as exc:
                 raise TranscodeError(f"{pipe.src}: decoding error at video frame {segment.context_start + got}: {_av_message(exc)}") from None
             for frame in frames:
+                qp = pipe.qps.frame(frame) if pipe.qps is not None else None
                 if frame.pts is None:
                     raise SegmentMismatch(f"{pipe.src}: a decoded frame has no timestamp")
                 if frame.pts < want[0] or got == len(want):
@@ -254,7 +256,7 @@ def _decode_segment(pipe: _Pipeline, container, video, segment: Segment, seek: b
                     raise TranscodeError(f"{pipe.src}: the video changes size at frame {segment.context_start + got}; not supported")
                 if frame.is_corrupt and segment.start <= segment.context_start + got < segment.stop:
                     pipe.report.corrupt_frames.append(segment.context_start + got)
-                if not pipe._put(pipe.frames_q, pipe._prepare(frame, got, need_luma)):
+                if not pipe._put(pipe.frames_q, pipe._prepare(frame, got, need_luma, qp)):
                     return
                 got += 1
             if got == len(want):
@@ -303,28 +305,14 @@ def _restore_segment(engine: Engine, src: Path, dst: Path, segment: Segment, opt
     owned = segment.owned_pts()
     lead = segment.start - segment.context_start
     with open_input(src) as container:
-        video, options, rate = _open_video(container, src, options, report, quiet, engine)
-        pipe = _Pipeline(src, engine, options, report, out_fmt, rate)
+        video, options, rate, qps = _open_video(container, src, options, report, quiet, engine)
+        pipe = _Pipeline(src, engine, options, report, out_fmt, rate, qps)
         pipe.matrix = matrix
         with _writing(dst, dst, "the segment", "the segment") as output:
             out_video = _add_video(output, video, codec, options, out_fmt, info, rate, dst)
-            try:
-                output.start_encoding()
-            except (av.FFmpegError, ValueError) as exc:
-                raise TranscodeError(f"{dst}: cannot write {codec.name} video to a {output.format.name} file ({_av_message(exc)})") from None
-            threads = [
-                threading.Thread(target=_decode_segment, args=(pipe, container, video, segment, seek), daemon=True, name="vsjpegfix-decode"),
-                threading.Thread(target=pipe.restore, daemon=True, name="vsjpegfix-restore"),
-            ]
-            for t in threads:
-                t.start()
-            try:
-                _encode_owned(pipe, output, out_video, owned, lead, report, overall, dst)
-            finally:
-                pipe.stop.set()
-                _join(threads)
-            if pipe.errors:
-                raise pipe.errors[0]
+            _start_encoding(output, codec, dst)
+            pipe.run(lambda: _decode_segment(pipe, container, video, segment, seek),
+                     lambda: _encode_owned(pipe, output, out_video, owned, lead, report, overall, dst))
     if report.frames != len(owned):
         raise SegmentMismatch(f"{src}: segment {segment.index}: {report.frames} of {len(owned)} frames restored")
     report.per_frame = [

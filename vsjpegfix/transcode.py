@@ -44,7 +44,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import av
 import numpy as np
@@ -66,7 +66,7 @@ from .av_frames import (
     read_planes,
 )
 from .engine import Engine
-from .qp import QP_CODECS, frame_qp, qp_to_qf
+from .qp import QP_CODECS, StreamQp, qp_to_qf
 from .quality_profile import control_for_qps
 from .safe_write import atomic_output, check_output
 from .temporal_window import window_indices
@@ -93,8 +93,8 @@ class TranscodeOptions:
     crf: float | None = None
     preset: str | None = None
     pix_fmt: str | None = None
-    # "auto": the model's calibrated QP profile on H.264 streams (quality_profile), else the engine's own
-    # control; "blind": always the engine's own control; "qp": follow the H.264 stream's quantiser (the
+    # "auto": the model's calibrated QP profile on H.264 and HEVC streams (quality_profile), else the engine's
+    # own control; "blind": always the engine's own control; "qp": follow the stream's quantiser (the
     # profile, or vsjpegfix.qp.qp_to_qf for FBCNN models without one). Resolved per input by _open_video
     # into "profile", "qp" or "auto" (the engine's own control).
     qf: str = "auto"
@@ -315,9 +315,11 @@ _END = object()
 class _Pipeline:
     """The three concurrent stages of one transcode."""
 
-    def __init__(self, src: Path, engine: Engine, options: TranscodeOptions, report: TranscodeReport, output: _Output, rate: Fraction) -> None:
+    def __init__(self, src: Path, engine: Engine, options: TranscodeOptions, report: TranscodeReport, output: _Output, rate: Fraction,
+                 qps: StreamQp | None = None) -> None:
         self.src, self.engine, self.options, self.report, self.output = src, engine, options, report, output
         self.rate = rate
+        self.qps = qps  # the frames' quantisers, for --qf qp / profile
         self.stop = threading.Event()
         self.errors: list[BaseException] = []
         self.frames_q: queue.Queue = queue.Queue(maxsize=QUEUE_FRAMES)
@@ -347,6 +349,23 @@ class _Pipeline:
     def _fail(self, exc: BaseException) -> None:
         self.errors.append(exc)
         self.stop.set()
+
+    def run(self, decode: Callable[[], None], encode: Callable[[], None]) -> None:
+        """Stage 1 (``decode``, feeding :attr:`frames_q`) and stage 2 (:meth:`restore`) in threads while
+        ``encode`` (stage 3) runs in this one; then the first error of any stage is raised."""
+        threads = [
+            threading.Thread(target=decode, daemon=True, name="vsjpegfix-decode"),
+            threading.Thread(target=self.restore, daemon=True, name="vsjpegfix-restore"),
+        ]
+        for t in threads:
+            t.start()
+        try:
+            encode()
+        finally:
+            self.stop.set()
+            _join(threads)  # before the containers close: the decoder thread reads the input
+        if self.errors:
+            raise self.errors[0]
 
     # ---------------------------------------------------------------- stage 1: demux + decode
     def decode(self, container, video, copies: dict[int, _Copy]) -> None:
@@ -379,11 +398,14 @@ class _Pipeline:
                     raise TranscodeError(
                         f"{self.src}: truncated file: its index lists {declared} video frames but the data ends after {video_packets}"
                     )
+                if self.qps is not None:
+                    self.qps.packet(packet)
                 try:
                     frames = packet.decode()
                 except av.FFmpegError as exc:
                     raise TranscodeError(f"{self.src}: decoding error at video frame {index}: {_av_message(exc)}") from None
                 for frame in frames:
+                    qp = self.qps.frame(frame) if self.qps is not None else None  # before any retiming
                     if (frame.width, frame.height) != (self.output.width, self.output.height):
                         raise TranscodeError(
                             f"{self.src}: the video changes size at frame {index} ({self.output.width}x{self.output.height} -> "
@@ -398,7 +420,7 @@ class _Pipeline:
                     last_pts = frame.pts
                     if frame.is_corrupt:
                         self.report.corrupt_frames.append(index)
-                    item = self._prepare(frame, index, need_luma)
+                    item = self._prepare(frame, index, need_luma, qp)
                     if not self._put(self.frames_q, item):
                         return
                     index += 1
@@ -407,6 +429,7 @@ class _Pipeline:
                 _warn(self.report, f"{missing} frames had no timestamp; wrote them at a constant {float(self.rate):g} fps", self.quiet)
             if self.report.retimed_frames:
                 _warn(self.report, f"{self.report.retimed_frames} frames had a timestamp not after the previous one; moved them one tick later", self.quiet)
+            self.warn_missing_qp()
             if self.report.corrupt_frames:
                 shown = ", ".join(map(str, self.report.corrupt_frames[:20])) + (", ..." if len(self.report.corrupt_frames) > 20 else "")
                 _warn(self.report, f"decoding errors in {len(self.report.corrupt_frames)} frame(s) (numbered from 0): {shown}; the decoder concealed them and they were written", self.quiet)
@@ -414,15 +437,18 @@ class _Pipeline:
         except BaseException as exc:  # noqa: BLE001 - forwarded to the main thread
             self._fail(exc)
 
-    def _prepare(self, frame: av.VideoFrame, index: int, need_luma: bool) -> _Decoded:
+    def warn_missing_qp(self) -> None:
+        """Say in the report how many frames had no readable quantiser (restored without the QP's control)."""
+        if self.qps is not None and self.qps.missing:
+            _warn(self.report, f"{self.qps.missing} frame(s) had no readable quantiser; their groups were restored with the "
+                               "model's own quality control", self.quiet)
+
+    def _prepare(self, frame: av.VideoFrame, index: int, need_luma: bool, qp: float | None) -> _Decoded:
         pix = planar_format(frame.format.name)
         if pix != frame.format.name:
             frame = frame.reformat(format=pix)
         layout = layout_of(pix)
         planes = read_planes(frame, layout)
-        qp = None
-        if self.options.qf in ("qp", "profile"):
-            qp = frame_qp(frame, layout.bits)
         luma = _luma_small(planes, layout) if need_luma else None
         return _Decoded(index, frame, pad_to_subsampling(planes, layout), qp, luma)
 
@@ -567,18 +593,27 @@ def _plan(src: Path, engine: Engine, options: TranscodeOptions, report: Transcod
     return codec, info, out_fmt, matrix
 
 
+def _start_encoding(output, codec, dst: Path) -> None:
+    """Write the output's header; a container that cannot hold the codec is a one-line error."""
+    try:
+        output.start_encoding()
+    except (av.FFmpegError, ValueError) as exc:
+        raise TranscodeError(f"{dst}: cannot write {codec.name} video to a {output.format.name} file ({_av_message(exc)})") from None
+
+
 def _qp_profile(engine: Engine) -> bool:
-    """Whether the engine's model has a calibrated H.264 QP profile that the transcoder may follow."""
+    """Whether the engine's model has a calibrated QP profile that the transcoder may follow."""
     return engine.quality_profile is not None and engine.quality_profile.has_qp and engine.qf is None
 
 
 def _open_video(container, src: Path, options: TranscodeOptions, report: TranscodeReport, quiet: bool, engine: Engine):
-    """Set up the input's video stream for decoding: ``(stream, options, frame rate)``.
+    """Set up the input's video stream for decoding: ``(stream, options, frame rate, quantiser reader)``.
 
     The returned options carry the quality mode resolved for this input: ``profile`` (the model's
-    calibrated QP profile: ``auto`` or ``qp`` on H.264 with such a model), ``qp`` (the QP-to-QF map,
-    ``--qf qp`` with an FBCNN model without a profile) or ``auto`` (the engine's own control). For
-    the first two the decoder exports per-macroblock QPs; ``--qf qp`` on a codec that has none falls
+    calibrated QP profile: ``auto`` or ``qp`` on H.264 or HEVC with such a model), ``qp`` (the
+    QP-to-QF map, ``--qf qp`` with an FBCNN model without a profile) or ``auto`` (the engine's own
+    control). For the first two the frames' quantisers are read (:class:`vsjpegfix.qp.StreamQp`:
+    H.264's per-macroblock export, HEVC's slice headers); ``--qf qp`` on a codec that has none falls
     back to the engine's own control with a warning in the report.
     """
     video = _video_stream(container, src)
@@ -592,11 +627,10 @@ def _open_video(container, src: Path, options: TranscodeOptions, report: Transco
         mode = report.qf_mode = "profile"
     elif options.qf == "qp" and has_qp:
         mode = "qp"
-    if mode != "auto":
-        video.codec_context.options = {**video.codec_context.options, "export_side_data": "venc_params"}
+    qps = StreamQp(video) if mode != "auto" else None
     options = TranscodeOptions(**{**options.__dict__, "qf": mode})
     rate = video.average_rate or video.guessed_rate or Fraction(25)
-    return video, options, Fraction(rate)
+    return video, options, Fraction(rate), qps
 
 
 # ---------------------------------------------------------------------------- transcode
@@ -619,33 +653,21 @@ def transcode(src: Path | str, dst: Path | str, engine: Engine, options: Transco
     codec, info, out_fmt, matrix = _plan(src, engine, options, report, quiet)
     started = time.perf_counter()
     with open_input(src) as container, atomic_output(dst, overwrite=options.overwrite) as tmp:
-        video, options, rate = _open_video(container, src, options, report, quiet, engine)
-        pipe = _Pipeline(src, engine, options, report, out_fmt, rate)
+        video, options, rate, qps = _open_video(container, src, options, report, quiet, engine)
+        pipe = _Pipeline(src, engine, options, report, out_fmt, rate, qps)
         pipe.matrix = matrix
         with _writing(tmp, dst, "the output", "the file") as output:
             out_video = _add_video(output, video, codec, options, out_fmt, info, rate, dst)
             copies = _add_copies(container, output, video, report, quiet)
             _copy_metadata(container, output, video, out_video)
-            try:
-                output.start_encoding()
-            except (av.FFmpegError, ValueError) as exc:
-                raise TranscodeError(f"{dst}: cannot write {codec.name} video to a {output.format.name} file ({_av_message(exc)})") from None
+            _start_encoding(output, codec, dst)
             total = info.frames or None
             pbar = tqdm(total=total, unit="frame", desc=src.name[:30], disable=quiet, file=sys.stderr, leave=False)
-            threads = [
-                threading.Thread(target=pipe.decode, args=(container, video, copies), daemon=True, name="vsjpegfix-decode"),
-                threading.Thread(target=pipe.restore, daemon=True, name="vsjpegfix-restore"),
-            ]
-            for t in threads:
-                t.start()
             try:
-                _mux_loop(pipe, output, out_video, copies, report, pbar, overall, dst)
+                pipe.run(lambda: pipe.decode(container, video, copies),
+                         lambda: _mux_loop(pipe, output, out_video, copies, report, pbar, overall, dst))
             finally:
-                pipe.stop.set()
-                _join(threads)  # before the containers close: the decoder thread reads the input
                 pbar.close()
-            if pipe.errors:
-                raise pipe.errors[0]
         if info.frames and report.frames < info.frames:
             _warn(report, f"the input declares {info.frames} frames and {report.frames} were decoded (an edit list trims the rest, or they are damaged)", quiet)
     report.seconds = time.perf_counter() - started

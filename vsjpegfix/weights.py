@@ -249,19 +249,22 @@ def load_model(spec: str | os.PathLike) -> nn.Module:
     raise WeightsError(f"unknown model {name!r}; known: {', '.join(known) or '(none)'}, or a path to a weights file")
 
 
-#: Default model for each kind of input, best first (weights/README.md motivates the order). Both get
-#: the compact FBCNN trained on JPEG: on H.264 its calibrated QP profile makes it gain most at high QP
-#: and never lose at low QP; on HEVC (no QP) it stays near identity; JPEG images control it with
-#: their own QF. Next for video the JPEG + video FBCNN (gentler than Fast ARCNN on near-clean HEVC),
-#: next for images Fast ARCNN (far better than the video FBCNN on JPEG).
+#: Default model for each kind of input, best first (weights/README.md motivates the order from the
+#: evaluation tables). H.264/HEVC video with its quantisers read: ARCNN with its calibrated QP profile
+#: (no loss at QP 22, the largest gains at QP 32-42 on x264 and x265, 3x cheaper than the compact
+#: FBCNN). Video without quantisers runs blind, where ARCNN loses 2 dB on clean input: the compact
+#: FBCNN, which stays near identity there. JPEG images: the compact FBCNN controlled by their own QF.
 DEFAULT_PREFERENCE: dict[str, tuple[str, ...]] = {
+    # video whose frames' quantisers are read (H.264, HEVC): the model follows its calibrated QP profile
+    "video-qp": ("arcnn", "fbcnn-s", "fastarcnn", "fbcnn-s-video"),
+    # other video (and --qf blind): the model runs blind, so one that stays near identity on clean input
     "video": ("fbcnn-s", "fbcnn-s-video", "fastarcnn", "arcnn"),
     "image": ("fbcnn-s", "fastarcnn", "arcnn", "fbcnn-s-video"),
 }
 
 
 def default_model_name(kind: str = "video") -> str:
-    """The best shipped model for ``kind`` (``"video"`` or ``"image"``; see :data:`DEFAULT_PREFERENCE`)."""
+    """The best shipped model for ``kind`` (``"video-qp"``, ``"video"`` or ``"image"``; see :data:`DEFAULT_PREFERENCE`)."""
     if kind not in DEFAULT_PREFERENCE:
         raise ValueError(f"kind must be one of {', '.join(DEFAULT_PREFERENCE)}, got {kind!r}")
     shipped = read_manifest()
