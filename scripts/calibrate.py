@@ -1,15 +1,17 @@
 #!/usr/bin/env python3
-"""Calibrate each model's quality profile on training images: how hard to restore, given the source's quality.
+"""Calibrate each model's quality profile on training images and real footage: how hard to restore, given the source's quality.
 
 Blind restoration over-corrects good-quality input (fbcnn-s loses 3 dB on JPEGs of QF 95, Fast ARCNN
 2 dB on H.264 at QP 22). Where the source's quality is known - a JPEG file's QF from its tables, an
-H.264 frame's quantiser from the decoder's side data - a profile measured here says, for that quality,
+H.264 or HEVC frame's quantiser (the decoder's export; the slice headers) - a profile measured here
+says, for that quality,
 
 * ``strength``: how much of the model's correction to apply (0 = leave the frame as decoded,
   1 = the full correction), the least-squares optimum ``sum(r.d) / sum(d.d)`` over the calibration
   samples (``r`` = clean - input, ``d`` = model output - input), clipped to 0..1 (below
   :data:`MIN_STRENGTH`: 0; for JPEG also from the first QF where the gain is below
-  :data:`MIN_JPEG_GAIN_DB`);
+  :data:`MIN_JPEG_GAIN_DB`; for near-clean video up to the last QP where it is below
+  :data:`MIN_VIDEO_GAIN_DB`);
 * ``qf`` (FBCNN models, video only): the quality control that gains most on H.264 at that QP
   (chosen from :data:`CONTROL_QFS`, or ``null`` for the blind prediction); for JPEG the file's QF
   is the control.
@@ -28,6 +30,7 @@ never rises with the QP); the report keeps each setting's own optimum beside it.
 never the validation set.
 
     python scripts/calibrate.py --models fbcnn-s fastarcnn --out calibration.json --write-manifest
+    python scripts/calibrate.py --from-report weights/calibration.json --out calibration.json --write-manifest
 """
 
 from __future__ import annotations
@@ -70,6 +73,11 @@ MIN_STRENGTH = 0.1
 #: at QF 95, itself decoded from q95 JPEGs: the video Fast ARCNNs lost 0.26-0.32 dB at strengths 0.2-0.25
 #: that had gained 0.06 dB here).
 MIN_JPEG_GAIN_DB = 0.1
+#: Near-clean video (nominal QP up to :data:`NEAR_CLEAN_QP`) where the model gains less than this at its
+#: best strength gets strength 0, and so does every lower QP: at x264/x265 QP 22 on carphone the video
+#: FBCNN lost 0.01 dB at the strength 0.15 that had gained 0.02 dB here.
+MIN_VIDEO_GAIN_DB = 0.03
+NEAR_CLEAN_QP = 27
 
 
 def log(msg: str) -> None:
@@ -257,7 +265,8 @@ def profile_points(video: list[dict[str, Any]], jpeg: list[dict[str, Any]]) -> t
     """Profile points from the per-setting optima, made monotone: the strength never falls as the QP
     rises nor rises with the JPEG QF (isotonic fits), and the control QF never rises with the QP;
     strengths below :data:`MIN_STRENGTH` become 0, and so do JPEG points from the first whose gain
-    is below :data:`MIN_JPEG_GAIN_DB`."""
+    is below :data:`MIN_JPEG_GAIN_DB` and near-clean video points up to the last whose gain is below
+    :data:`MIN_VIDEO_GAIN_DB`."""
 
     def clean(s: float) -> float:
         return 0.0 if s < MIN_STRENGTH else round(min(1.0, s), 3)
@@ -267,6 +276,9 @@ def profile_points(video: list[dict[str, Any]], jpeg: list[dict[str, Any]]) -> t
     for i in range(1, len(vpoints)):  # None (blind) points are left as they are
         if vpoints[i][1] is not None and vpoints[i - 1][1] is not None:
             vpoints[i][1] = min(vpoints[i][1], vpoints[i - 1][1])
+    weak = [i for i, r in enumerate(video) if r["nominal_qp"] <= NEAR_CLEAN_QP and r["gain_db"] < MIN_VIDEO_GAIN_DB]
+    for i in range(max(weak) + 1 if weak else 0):
+        vpoints[i][2] = 0.0
     js = isotonic([r["strength"] for r in jpeg], increasing=False)
     jpoints, off = [], False
     for r, s in zip(jpeg, js):
@@ -301,11 +313,43 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = torch's default)")
     p.add_argument("--out", type=Path, default=None, help="JSON report (default: stdout)")
     p.add_argument("--write-manifest", action="store_true", help="store the profiles in weights/manifest.json")
+    p.add_argument("--from-report", type=Path, default=None, metavar="REPORT",
+                   help="derive the profiles again from a calibration report's per-setting details (no model runs)")
     return p.parse_args(argv)
+
+
+def rederive(path: Path) -> dict[str, Any]:
+    """A calibration report with each model's profile derived again from its per-setting details
+    (after a change of the rules in :func:`profile_points`; no model is run)."""
+    report = json.loads(path.read_text())
+    for result in report["models"].values():
+        vpoints, jpoints = profile_points(result["video"], result["jpeg"])
+        result["profile"] = QualityProfile.from_dict({**result["profile"], "h264_qp": vpoints, "jpeg_qf": jpoints}).as_dict()
+    return report
+
+
+def write_manifest(report: dict[str, Any]) -> None:
+    path = shipped_dir() / MANIFEST_NAME
+    data = json.loads(path.read_text())
+    for entry in data["models"]:
+        if entry["name"] in report["models"]:
+            entry["quality_profile"] = report["models"][entry["name"]]["profile"]
+    path.write_text(json.dumps(data, indent=2) + "\n")
+    log(f"profiles written to {path}")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.from_report is not None:
+        report = rederive(args.from_report)
+        text = json.dumps(report, indent=2)
+        if args.out:
+            args.out.write_text(text + "\n")
+        else:
+            print(text)
+        if args.write_manifest:
+            write_manifest(report)
+        return 0
     if args.threads:
         torch.set_num_threads(args.threads)
     manifest = read_manifest()
@@ -351,13 +395,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     else:
         print(text)
     if args.write_manifest:
-        path = shipped_dir() / MANIFEST_NAME
-        data = json.loads(path.read_text())
-        for entry in data["models"]:
-            if entry["name"] in report["models"]:
-                entry["quality_profile"] = report["models"][entry["name"]]["profile"]
-        path.write_text(json.dumps(data, indent=2) + "\n")
-        log(f"profiles written to {path}")
+        write_manifest(report)
     return 0
 
 

@@ -68,3 +68,31 @@ def test_calibrates_and_writes_the_profile(tmp_path):
     written = {e["name"]: e for e in json.loads((weights / "manifest.json").read_text())["models"]}
     assert written["fastarcnn"]["quality_profile"] == result["profile"]
     assert "quality_profile" not in written["fbcnn-s"]
+
+
+def _calibrate_module():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("calibrate_script", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_near_clean_video_points_that_gain_too_little_are_switched_off(tmp_path):
+    cal = _calibrate_module()
+
+    def row(qp, s, gain):
+        return {"nominal_qp": qp, "mean_qp": qp + 1.3, "control_qf": None, "strength": s, "gain_db": gain}
+
+    jpeg = [{"qf": 50, "strength": 0.9, "gain_db": 1.0}, {"qf": 95, "strength": 0.3, "gain_db": 0.05}]
+    video = [row(17, 0.2, 0.05), row(22, 0.3, 0.01), row(27, 0.4, 0.05), row(32, 0.6, 0.02), row(37, 0.8, 0.2)]
+    vpoints, jpoints = cal.profile_points(video, jpeg)
+    # QP 22 gains < 0.03 dB: it and every lower QP off (even QP 17, which gained); QP 32 is not near-clean
+    assert [p[2] for p in vpoints] == [0.0, 0.0, 0.4, 0.6, 0.8]
+    assert jpoints == [[50.0, 0.9], [95.0, 0.0]]
+    # --from-report: the same rules applied to a stored report, no model run
+    report = {"models": {"m": {"video": video, "jpeg": jpeg, "profile": {"h264_qp": [], "jpeg_qf": [], "calibration": "c"}}}}
+    (tmp_path / "r.json").write_text(json.dumps(report))
+    again = cal.rederive(tmp_path / "r.json")["models"]["m"]["profile"]
+    assert [p[2] for p in again["h264_qp"]] == [0.0, 0.0, 0.4, 0.6, 0.8] and again["calibration"] == "c"
