@@ -338,18 +338,22 @@ def write_manifest(report: dict[str, Any]) -> None:
     log(f"profiles written to {path}")
 
 
+def emit(report: dict[str, Any], args: argparse.Namespace) -> int:
+    """Write the report (``--out`` or stdout) and, with ``--write-manifest``, its profiles."""
+    text = json.dumps(report, indent=2)
+    if args.out:
+        args.out.write_text(text + "\n")
+    else:
+        print(text)
+    if args.write_manifest:
+        write_manifest(report)
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     if args.from_report is not None:
-        report = rederive(args.from_report)
-        text = json.dumps(report, indent=2)
-        if args.out:
-            args.out.write_text(text + "\n")
-        else:
-            print(text)
-        if args.write_manifest:
-            write_manifest(report)
-        return 0
+        return emit(rederive(args.from_report), args)
     if args.threads:
         torch.set_num_threads(args.threads)
     manifest = read_manifest()
@@ -389,14 +393,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 f"gain {row['gain_db']:+.3f} (full {row['gain_full_db']:+.3f}, blind {row['blind_gain_db']:+.3f})")
         for row in jdetail:
             log(f"  QF {row['qf']}: strength {row['strength']}, gain {row['gain_db']:+.3f} (full {row['gain_full_db']:+.3f})")
-    text = json.dumps(report, indent=2)
-    if args.out:
-        args.out.write_text(text + "\n")
-    else:
-        print(text)
-    if args.write_manifest:
-        write_manifest(report)
-    return 0
+    return emit(report, args)
 
 
 if __name__ == "__main__":
