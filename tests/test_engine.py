@@ -281,3 +281,8 @@ def test_configuration_errors():
         engine.restore([np.zeros((1, 8, 8), np.uint8)] * 3, PlaneFormat("yuv", 8))
     with pytest.raises(EngineError, match="expected input"):
         engine.restore_tensor(torch.zeros(1, 1, 8, 8))
+
+
+def test_the_engine_names_its_model():
+    assert Engine(FastARCNN(channels=1), device="cpu").model_name == "FastARCNN"
+    assert Engine("fastarcnn", device="cpu").model_name == "fastarcnn"  # a shipped model, by name

@@ -127,7 +127,7 @@ def build_engine(args: argparse.Namespace, kind: str = "video"):
     ``model_name`` says which (the name or path given, or the default's name) for the reports.
     """
     from .engine import Engine
-    from .weights import default_model_name, load_model
+    from .weights import default_model_name
 
     qf = None
     if str(args.qf).lower() not in ("auto", "qp", "blind"):
@@ -135,10 +135,8 @@ def build_engine(args: argparse.Namespace, kind: str = "video"):
             qf = float(args.qf)
         except ValueError:
             raise ValueError(f"--qf must be 'auto', 'blind', 'qp' or a number 0..100, got {args.qf!r}") from None
-    name = str(args.model or default_model_name(kind))
-    model = load_model(name)
-    engine = Engine(
-        model,
+    return Engine(
+        str(args.model or default_model_name(kind)),  # loaded by the engine, which keeps the name (model_name)
         device=args.device,
         precision=args.precision,
         tile=args.tile or None,
@@ -148,8 +146,6 @@ def build_engine(args: argparse.Namespace, kind: str = "video"):
         qf_offset=args.qf_offset,
         luma_only=args.luma_only,
     )
-    engine.model_name = name
-    return engine
 
 
 def transcode_options(args: argparse.Namespace):
