@@ -11,7 +11,7 @@ resolution (default 480p = 854x480, 720p, 1080p) it reports
   convolutions and linear layers (1 multiply-accumulate = 2 FLOP; activations, biases,
   element-wise additions, padding and colour conversion are not counted), and the TFLOP/s
   that 30 fps video needs;
-* measured throughput of :meth:`vsjpegfix.engine.Engine.restore` on YUV 4:2:0 8-bit frames
+* measured throughput of :meth:`vsjpegfix.engine.core.Engine.restore` on YUV 4:2:0 8-bit frames
   (frames per second, warm-up excluded), within a per-case time budget: when a frame would not
   fit the budget, the time per frame is estimated from a smaller run and the case is reported
   as ``skipped (est. N s/frame)``;
@@ -119,7 +119,7 @@ def resolve_model_spec(name: str) -> ModelSpec:
     them, otherwise ``nc=(32, 64, 128, 256), nb=2``. Any other name of the weights manifest is
     accepted too (its architecture and configuration; the weights themselves are not loaded).
     """
-    from vsjpegfix.weights import WeightsError, read_manifest
+    from vsjpegfix.weights.store import WeightsError, read_manifest
 
     try:
         manifest = read_manifest()
@@ -395,7 +395,7 @@ def make_frames(width: int, height: int, count: int, frames_per_call: int, conte
 
     ``content="photo"`` upscales skimage's astronaut (bicubic), ``"random"`` is uniform noise.
     """
-    from vsjpegfix.colour import rgb_to_planes
+    from vsjpegfix.engine.colour import rgb_to_planes
 
     fmt = yuv420()
     rgb: torch.Tensor | None = None
@@ -417,7 +417,7 @@ def make_frames(width: int, height: int, count: int, frames_per_call: int, conte
 
 def yuv420():
     """The benchmark's frame format."""
-    from vsjpegfix.colour import PlaneFormat
+    from vsjpegfix.engine.colour import PlaneFormat
 
     return PlaneFormat("yuv", 8, subsampling=SUBSAMPLING, matrix="bt709")
 
@@ -437,7 +437,7 @@ def peak_rss_mib() -> float:
 
 def run_single(args: argparse.Namespace) -> dict[str, Any]:
     """Measure one (model, resolution) case in this process; returns a JSON-able result."""
-    from vsjpegfix.engine import Engine
+    from vsjpegfix.engine.core import Engine
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -749,7 +749,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(RESULT_MARKER + json.dumps(run_single(args)), flush=True)
         return 0
 
-    from vsjpegfix.engine import EngineError, resolve_device, resolve_precision
+    from vsjpegfix.engine.device import EngineError, resolve_device, resolve_precision
 
     t_start = time.perf_counter()
     load = LoadMeter(children=True)

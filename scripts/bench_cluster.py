@@ -41,12 +41,13 @@ sys.path.insert(0, str(ROOT / "scripts"))
 def run(src: Path, dst: Path, weights: Path, workers: int) -> dict:
     import ray
 
-    from vsjpegfix.cluster import _Pool, run_cluster
+    from vsjpegfix.apps.cluster import run_cluster
+    from vsjpegfix.apps.cluster_workers import Pool
 
     options = dict(model=str(weights), device="cpu", precision="fp32", qf="auto", qf_offset=0.0, tile=0, overlap=32, batch_size=1,
                    luma_only=False, codec="ffv1", crf=None, preset=None, pix_fmt=None, matrix=None, overwrite=True)
     started = time.perf_counter()
-    pool = _Pool(options, workers)  # start-up alone: the workers loading the model
+    pool = Pool(options, workers)  # start-up alone: the workers loading the model
     startup = time.perf_counter() - started
     pool.shutdown()
     del pool
@@ -94,12 +95,13 @@ def run_long(src: Path, tmp: Path, weights: Path, segment_seconds: float) -> dic
     """One clip, 2 workers: whole, then in segments; the busy times exclude the workers' start-up."""
     import ray
 
-    from vsjpegfix.cluster import _Pool, run_cluster
+    from vsjpegfix.apps.cluster import run_cluster
+    from vsjpegfix.apps.cluster_workers import Pool
 
     options = dict(model=str(weights), device="cpu", precision="fp32", qf="auto", qf_offset=0.0, tile=0, overlap=32, batch_size=1,
                    luma_only=False, codec="ffv1", crf=None, preset=None, pix_fmt=None, matrix=None, overwrite=True)
     started = time.perf_counter()
-    pool = _Pool(options, 2)
+    pool = Pool(options, 2)
     startup = time.perf_counter() - started
     pool.shutdown()
     del pool
@@ -138,9 +140,9 @@ def main(argv: list[str] | None = None) -> int:
     import torch
     from bench_transcode import make_clip
 
-    from vsjpegfix.cluster import init_ray
+    from vsjpegfix.apps.cluster import init_ray
     from vsjpegfix.models import FastARCNN
-    from vsjpegfix.weights import save_weights
+    from vsjpegfix.weights.store import save_weights
 
     if args.long:
         with tempfile.TemporaryDirectory(prefix="bench_cluster_") as tmp:

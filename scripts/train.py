@@ -10,14 +10,14 @@ Image folders in, weights out::
 Data: every ``*.png``/``*.jpg``/``*.jpeg``/``*.bmp`` under ``--train`` (recursive) is decoded
 once and cached in RAM as uint8. Each training sample is a random patch whose origin is a
 multiple of 16 pixels (the JPEG 8x8 grid and 4:2:0 16x16 macroblock grid line up as in a real
-file), flipped/rotated, then degraded on the fly (``vsjpegfix.degrade.DEGRADATIONS``) with a
+file), flipped/rotated, then degraded on the fly (``vsjpegfix.training.degrade.DEGRADATIONS``) with a
 16-pixel margin that is cut off afterwards, so patch borders see the codec as the inside of an
 image does. Batches are a pure function of ``(--seed, step)``: a resumed run sees exactly the
 batches the uninterrupted run would have seen, whatever the number of loader workers.
 
 Temporal models (``--frames T``, T odd > 1): each sample is a clip of T frames made by moving
 a camera over a patch of a training image and coding it with libx264/libx265 at constant QP
-(``vsjpegfix.degrade_video.random_clip``: ``--codecs``, QP uniform 22..51, ``--intra-fraction``
+(``vsjpegfix.training.degrade_video.random_clip``: ``--codecs``, QP uniform 22..51, ``--intra-fraction``
 intra-only, the rest with P/B frames), cut to ``--crop`` pixels like the image patches. The
 input is the T decoded frames on the channel axis, frame-major as the engine stacks them
 (``(N, T*3, H, W)``); the target is the clean centre frame; FBCNN's quality label is the
@@ -72,14 +72,14 @@ _REPO = Path(__file__).resolve().parent.parent
 if str(_REPO) not in sys.path:
     sys.path.insert(0, str(_REPO))
 
-from vsjpegfix import clip_pack  # noqa: E402
-from vsjpegfix.augment import dihedral  # noqa: E402
-from vsjpegfix.clip_pack import ClipPack, PackError  # noqa: E402
-from vsjpegfix.degrade import DEGRADATIONS, Degraded, jpeg  # noqa: E402
-import vsjpegfix.degrade_video  # noqa: E402,F401  (registers the h264 / hevc / jpeg_video_mix degradations)
-from vsjpegfix.degrade_video import CODECS, QP_RANGE, fixed_clip, random_clip  # noqa: E402
-from vsjpegfix.metrics import psnr  # noqa: E402
+import vsjpegfix.training.degrade_video  # noqa: E402,F401  (registers the h264 / hevc / jpeg_video_mix degradations)
 from vsjpegfix.models import build_model, count_parameters  # noqa: E402
+from vsjpegfix.training import clip_pack  # noqa: E402
+from vsjpegfix.training.augment import dihedral  # noqa: E402
+from vsjpegfix.training.clip_pack import ClipPack, PackError  # noqa: E402
+from vsjpegfix.training.degrade import DEGRADATIONS, Degraded, jpeg  # noqa: E402
+from vsjpegfix.training.degrade_video import CODECS, QP_RANGE, fixed_clip, random_clip  # noqa: E402
+from vsjpegfix.training.metrics import psnr  # noqa: E402
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
 GRID = 16  # patch origins on the 16x16 macroblock grid (covers the 8x8 DCT grid)
@@ -181,7 +181,7 @@ def make_clip_sample(
     """One temporal training sample: ``(degraded (T, crop, crop, 3), clean centre frame (crop, crop, 3), label)``.
 
     A square patch of ``img`` (origin on the 16-pixel grid, flipped/rotated) is the still that
-    :func:`vsjpegfix.degrade_video.random_clip` moves a camera over (random pan/zoom/jitter; codec
+    :func:`vsjpegfix.training.degrade_video.random_clip` moves a camera over (random pan/zoom/jitter; codec
     from ``codecs``; QP uniform in 22..51; intra-only with probability ``intra_fraction``, else
     P/B frames). The clip is ``crop + 2 * MARGIN`` pixels when the image allows it and cut to
     ``crop`` afterwards, so patch borders see the codec (and its motion compensation) as the
@@ -225,7 +225,7 @@ def make_clip_batch(
 def make_pack_batch(
     pack: ClipPack, seed: int, step: int, batch: int, crop: int, frames: int
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Batch of step ``step`` from a pre-encoded clip pack (:func:`vsjpegfix.clip_pack.sample`):
+    """Batch of step ``step`` from a pre-encoded clip pack (:func:`vsjpegfix.training.clip_pack.sample`):
     ``(degraded (N, frames*3, H, W), clean centre (N, 3, H, W), label (N, 1))``."""
     rng = np.random.default_rng([seed, step, 1])
     xs, ys, labels = [], [], []
@@ -469,7 +469,7 @@ def describe_data(train_dir: Path, paths: list[Path], n_used: int) -> str:
 
 def export(model: nn.Module, args: argparse.Namespace, state: dict[str, Any]) -> dict[str, Any]:
     """Write ``--export`` (fp16 safetensors, mode 0644) and return its manifest entry (also in OUT/export.json)."""
-    from vsjpegfix.weights import save_weights
+    from vsjpegfix.weights.store import save_weights
 
     path = Path(args.export)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -652,7 +652,7 @@ def main(argv: list[str] | None = None) -> int:
             tail.weight.mul_(args.tail_init_scale)
             tail.bias.zero_()
     if args.init is not None:
-        from vsjpegfix.weights import WeightsError, load_file
+        from vsjpegfix.weights.store import WeightsError, load_file
 
         try:
             start = load_file(args.init)

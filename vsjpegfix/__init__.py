@@ -18,7 +18,7 @@ __all__ = ["fbcnn", "fastarcnn", "arcnn", "deblock", "__version__"]
 
 def __getattr__(name: str) -> Any:
     if name in ("fbcnn", "fastarcnn", "arcnn", "deblock"):
-        from . import vapoursynth_plugin
+        from vsjpegfix.vapoursynth import plugin
 
-        return getattr(vapoursynth_plugin, name)
+        return getattr(plugin, name)
     raise AttributeError(f"module 'vsjpegfix' has no attribute {name!r}")

@@ -12,8 +12,8 @@ restore the centre frame.
 from __future__ import annotations
 
 import torch
-from torch import nn
 import torch.nn.functional as F
+from torch import nn
 
 
 class _CompressionNet(nn.Module):

@@ -14,8 +14,8 @@ from __future__ import annotations
 from typing import Callable, Sequence
 
 import torch
-from torch import nn
 import torch.nn.functional as F
+from torch import nn
 
 
 def _conv3(cin: int, cout: int) -> nn.Conv2d:

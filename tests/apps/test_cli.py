@@ -1,0 +1,246 @@
+"""vsjpegfix.apps.cli: the command line, in-process and as a real subprocess: success, and one-line errors without tracebacks."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import av
+import numpy as np
+import pytest
+import torch
+from media import (
+    ROOT,
+    assert_same_pictures,
+    make_video,
+    run_cli,
+)
+from PIL import Image
+from skimage import data
+
+from vsjpegfix.models import FastARCNN
+from vsjpegfix.weights.store import save_weights
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def run(*args, cwd=None):
+    """Run the CLI from this checkout (the code under test), with no shipped weights."""
+    env = dict(os.environ, VSJPEGFIX_WEIGHTS_DIR=str(cwd or "."), PYTHONPATH=REPO)
+    return subprocess.run([sys.executable, "-m", "vsjpegfix", *map(str, args)], capture_output=True, text=True, cwd=cwd, env=env, timeout=120)
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    d = tmp_path_factory.mktemp("cli")
+    img = data.astronaut()[:96, :128]
+    Image.fromarray(img).save(d / "in.jpg", quality=10)
+    Image.fromarray(img[..., 0]).save(d / "gray.jpg", quality=10)
+    Image.fromarray(img).convert("CMYK").save(d / "cmyk.jpg")
+    (d / "text.jpg").write_text("not an image")
+    (d / "empty.jpg").write_bytes(b"")
+    identity = FastARCNN()
+    with torch.no_grad():  # residual model with a zero correction: output == input
+        identity.reconstruct.weight.zero_()
+        identity.reconstruct.bias.zero_()
+    save_weights(identity, d / "fa.safetensors", arch="fastarcnn")
+    return d
+
+
+def _one_line_error(proc, pattern):
+    assert proc.returncode != 0
+    assert "Traceback" not in proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("vsjpegfix: error:"), proc.stderr
+    assert pattern in lines[0], lines[0]
+
+
+def test_restores_an_image_and_refuses_to_overwrite(files):
+    out = files / "out.png"
+    proc = run(files / "in.jpg", out, "--model", files / "fa.safetensors", cwd=files)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == ""
+    restored = np.asarray(Image.open(out))
+    src = np.asarray(Image.open(files / "in.jpg"))
+    assert restored.shape == src.shape
+    assert np.array_equal(src, restored)  # identity model: decoded input written back exactly
+    before = out.read_bytes()
+    _one_line_error(run(files / "in.jpg", out, "--model", files / "fa.safetensors", cwd=files), "exists")
+    assert out.read_bytes() == before
+    assert not [p for p in files.iterdir() if ".part" in p.name]
+
+
+def test_gray_images_stay_gray(files):
+    out = files / "gray.png"
+    assert run(files / "gray.jpg", out, "--model", files / "fa.safetensors", cwd=files).returncode == 0
+    assert Image.open(out).mode == "L"
+
+
+@pytest.mark.parametrize(
+    "args,pattern",
+    [
+        (["missing.jpg", "o.png"], "no such file"),
+        ([".", "o.png"], "is a directory"),
+        (["text.jpg", "o.png"], "not a readable image"),
+        (["empty.jpg", "o.png"], "not a readable image"),
+        (["cmyk.jpg", "o.png"], "mode CMYK is not supported"),
+        (["in.jpg", "in.jpg", "--overwrite"], "is the input"),
+        (["in.jpg", "nodir/o.png"], "does not exist"),
+        (["in.jpg", "o.xyz"], "unsupported output extension"),
+        (["in.jpg", "o.png", "--model", "nope"], "unknown model 'nope'"),
+        (["in.jpg", "o.png", "--qf", "abc"], "--qf must be"),
+        (["in.jpg", "o.png", "--qf", "50"], "no quality control"),
+        (["in.jpg", "o.png", "--device", "cuda:7"], "CUDA"),
+        (["in.jpg", "o.png", "--model", "fbcnn_color"], "vsjpegfix weights download fbcnn_color"),
+    ],
+)
+def test_bad_input_gives_one_line_error(files, args, pattern):
+    if "--model" not in args:
+        args = [*args, "--model", "fa.safetensors"]
+    proc = run(*args, cwd=files)
+    _one_line_error(proc, pattern)
+    assert not (files / "o.png").exists()
+
+
+def test_weights_and_models_commands(files):
+    proc = run("weights", "list", cwd=files)
+    assert proc.returncode == 0 and "fbcnn_color" in proc.stdout
+    _one_line_error(run("weights", "download", "nope", cwd=files), "valid names")
+    proc = run("models", cwd=files)
+    assert proc.returncode == 0 and {"fbcnn", "arcnn", "fastarcnn"} <= {l.split()[0] for l in proc.stdout.splitlines()}
+
+
+def test_default_video_model_follows_the_codec(tmp_path):
+    """Without --model: ARCNN with its QP profile where the quantisers are read (H.264/HEVC), the
+    compact FBCNN (near identity when blind) elsewhere and with --qf blind; the report names the model."""
+    import json
+
+    from media import make_video
+
+    clips = {"h264": make_video(tmp_path / "h264.mp4", frames=4),
+             "hevc": make_video(tmp_path / "hevc.mkv", frames=4, codec="libx265"),
+             "mpeg4": make_video(tmp_path / "mpeg4.mkv", frames=4, codec="mpeg4")}
+    env = {k: v for k, v in os.environ.items() if k != "VSJPEGFIX_WEIGHTS_DIR"}  # the shipped weights
+    env["PYTHONPATH"] = REPO
+    cases = [("h264", (), "arcnn", "profile"), ("hevc", (), "arcnn", "profile"), ("mpeg4", (), "fbcnn-s", "auto"),
+             ("h264", ("--qf", "blind"), "fbcnn-s", "blind")]
+    for i, (codec, extra, model, mode) in enumerate(cases):
+        report = tmp_path / f"r{i}.json"
+        cmd = [sys.executable, "-m", "vsjpegfix", str(clips[codec]), str(tmp_path / f"o{i}.mkv"), "--quiet",
+               "--json", str(report), *extra]
+        proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        entry = json.loads(report.read_text())["files"][0]
+        assert (entry["model"], entry["qf_mode"]) == (model, mode), (codec, extra)
+
+
+# ---------------------------------------------------------------------------- video through main()
+
+
+def one_line_error(capsys, code: int, pattern: str) -> str:
+    err = capsys.readouterr().err
+    lines = err.strip().splitlines()
+    assert code != 0
+    assert "Traceback" not in err and len(lines) == 1 and lines[0].startswith("vsjpegfix: error:"), err
+    assert pattern in lines[0], lines[0]
+    return lines[0]
+
+
+def test_help_documents_every_option_with_its_default():
+    from vsjpegfix.apps.cli import _batch_parser, _restore_parser
+
+    for parser in (_restore_parser(), _batch_parser()):
+        formatter = parser._get_formatter()
+        for action in parser._actions:
+            if action.option_strings and action.dest not in ("help", "version"):
+                assert "(default:" in formatter._get_help_string(action), action.option_strings
+        text = parser.format_help()
+        assert "(default: libx264)" in text and "(default: 16 for libx264" in text
+
+
+def test_cli_restores_a_video_with_a_json_report(tmp_path, weights, cli, capsys):
+    src = make_video(tmp_path / "in.mp4", frames=6, audio=["aac"])
+    proc = run_cli(src, tmp_path / "out.mkv", "--model", weights, "--codec", "ffv1", "--json", tmp_path / "r.json")
+    assert proc.returncode == 0, proc.stderr
+    assert "Traceback" not in proc.stderr and "wrote" in proc.stderr
+    import json
+
+    entry = json.loads((tmp_path / "r.json").read_text())["files"][0]
+    assert entry["status"] == "ok" and entry["frames"] == 6 and entry["copied_streams"][0]["codec"] == "aac"
+    assert entry["per_frame"] == []  # only models with quality control report per frame
+    assert_same_pictures(src, tmp_path / "out.mkv")
+    for argv in (["--help"], ["batch", "--help"]):
+        with pytest.raises(SystemExit) as info:
+            cli(argv)
+        assert info.value.code == 0
+        help_text = capsys.readouterr().out
+        assert "--codec" in help_text and "--overwrite" in help_text and "(default: libx264)" in help_text
+
+
+def test_cli_bad_input_is_one_line_error(tmp_path, weights, cli, capsys):
+    good = make_video(tmp_path / "good.mp4", frames=3)
+    (tmp_path / "empty.mp4").write_bytes(b"")
+    (tmp_path / "text.mp4").write_text("hello\n" * 100)
+    (tmp_path / "trunc.mp4").write_bytes(good.read_bytes()[:3000])
+    audio_only = tmp_path / "audio.mka"
+    with av.open(str(audio_only), "w") as c:
+        a = c.add_stream("flac", rate=48000)
+        af = av.AudioFrame.from_ndarray(np.zeros((1, 4096), np.int16), format="s16", layout="stereo")
+        af.sample_rate, af.pts = 48000, 0
+        c.mux(a.encode(af))
+        c.mux(a.encode())
+    (tmp_path / "exists.mkv").write_bytes(b"keep")
+    m = ["--model", str(weights), "--quiet"]
+    cases = [
+        ([tmp_path / "missing.mp4", tmp_path / "o.mkv"], "no such file"),
+        ([tmp_path, tmp_path / "o.mkv"], "is a directory"),
+        ([tmp_path / "empty.mp4", tmp_path / "o.mkv"], "empty file"),
+        ([tmp_path / "text.mp4", tmp_path / "o.mkv"], "not a readable media file"),
+        ([tmp_path / "trunc.mp4", tmp_path / "o.mkv"], "not a readable media file"),
+        ([audio_only, tmp_path / "o.mkv"], "no video stream"),
+        ([good, tmp_path / "o.mkv", "--codec", "nope"], "unknown encoder 'nope'"),
+        ([good, tmp_path / "o.mkv", "--pix-fmt", "weird"], "--pix-fmt"),
+        ([good, tmp_path / "exists.mkv"], "exists; pass --overwrite"),
+        ([good, good, "--overwrite"], "is the input"),
+        ([good, tmp_path / "no" / "dir" / "o.mkv"], "does not exist"),
+        ([good, tmp_path / "o.mkv", "--qf", "qp"], "FBCNN"),
+        ([good, tmp_path / "o.mkv", "--model", tmp_path / "nothing.safetensors"], "nothing.safetensors"),
+    ]
+    for args, pattern in cases:
+        code = cli([*map(str, args), *m] if "--model" not in map(str, args) else [*map(str, args), "--quiet"])
+        one_line_error(capsys, code, pattern)
+    assert (tmp_path / "exists.mkv").read_bytes() == b"keep"
+    assert not (tmp_path / "o.mkv").exists() and not [p for p in tmp_path.iterdir() if ".part" in p.name]
+    # the same through a real process: one line, no traceback
+    proc = run_cli(tmp_path / "text.mp4", tmp_path / "o.mkv", "--model", weights)
+    assert proc.returncode == 1 and proc.stderr.count("\n") == 1 and "not a readable media file" in proc.stderr
+
+
+@pytest.mark.parametrize("sig", ["SIGINT", "SIGTERM"])
+def test_signal_stops_cleanly(tmp_path, weights, sig):
+    import signal
+    import time
+
+    src = make_video(tmp_path / "in.mp4", frames=150, size=(160, 120))
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "vsjpegfix", str(src), str(out_dir / "out.mp4"), "--model", str(weights), "--quiet"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        deadline = time.monotonic() + 90
+        while not any(out_dir.iterdir()) and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.3)  # frames are being restored and written into the temporary file
+        assert proc.poll() is None, proc.communicate()
+        temporaries = list(out_dir.iterdir())
+        assert [p.name.startswith(".out.") and ".part" in p.name for p in temporaries] == [True]
+        proc.send_signal(getattr(signal, sig))
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err and err.strip().splitlines() == ["vsjpegfix: error: interrupted"]
+    assert list(out_dir.iterdir()) == []  # no output, no temporary file

@@ -1,0 +1,86 @@
+"""vsjpegfix.quantisers: the H.264/HEVC QP -> JPEG quality factor mapping used by ``--qf qp``."""
+
+import numpy as np
+import pytest
+
+from vsjpegfix.quantisers.mapping import QP_AT_QF50, qf_to_qp, qp_to_qf
+
+
+@pytest.mark.parametrize("qp,qf", [(30, 50.0), (36, 25.0), (42, 12.5), (24, 75.0), (18, 87.5)])
+def test_anchor_values_from_the_docstring(qp, qf):
+    assert qp_to_qf(qp) == pytest.approx(qf)
+    assert qf_to_qp(qf) == pytest.approx(qp)
+    assert QP_AT_QF50 == 30
+
+
+def test_each_six_qp_halves_the_qf_below_50():
+    for qp in np.arange(30, 51, 0.5):
+        assert qp_to_qf(qp + 6) == pytest.approx(qp_to_qf(qp) / 2)
+
+
+def test_monotone_decreasing_continuous_and_in_range():
+    qps = np.linspace(-12, 51, 2001)  # 10-bit H.264 reaches QP -12
+    qfs = np.array([qp_to_qf(q) for q in qps])
+    assert np.all(np.diff(qfs) < 0)  # strictly: a higher quantiser is always a lower quality
+    assert np.all((qfs >= 1) & (qfs <= 100))
+    assert np.max(np.abs(np.diff(qfs))) < 0.2  # no jump (the two JPEG scaling branches meet at QF 50)
+    assert qp_to_qf(0) == pytest.approx(100 - 100 * 2 ** (-5) / 2)
+    assert qp_to_qf(51) == pytest.approx(50 / 2 ** 3.5)
+    assert qp_to_qf(-100) == pytest.approx(100) and qp_to_qf(-1000) == 100 and qp_to_qf(500) == 1  # clamped
+
+
+def test_inverse_round_trips():
+    for qp in np.linspace(0, 51, 103):
+        assert qf_to_qp(qp_to_qf(qp)) == pytest.approx(qp, abs=1e-9)
+    for qf in np.linspace(4.5, 98, 95):
+        assert qp_to_qf(qf_to_qp(qf)) == pytest.approx(qf, abs=1e-9)
+    qfs = np.linspace(1, 99, 99)
+    assert np.all(np.diff([qf_to_qp(q) for q in qfs]) < 0)
+    assert qf_to_qp(500) == qf_to_qp(100) and qf_to_qp(-5) == qf_to_qp(1)  # clamped to 1..100
+
+
+@pytest.mark.parametrize("encoder,container", [("libx264", "mp4"), ("libx265", "matroska")])
+def test_stream_qp_reads_each_frame_in_display_order(tmp_path, encoder, container):
+    import av
+
+    from vsjpegfix.quantisers.stream import StreamQp
+
+    path = tmp_path / f"v.{container}"
+    rng = np.random.default_rng(0)
+    with av.open(str(path), "w", format=container) as out:
+        s = out.add_stream(encoder, rate=25)
+        s.width, s.height, s.pix_fmt = 64, 48, "yuv420p"
+        # constant QP 34, I and B frames offset from it (x264 --ipratio/--pbratio, x265 the same names)
+        opts = "qp=34:ipratio=1.4:pbratio=1.3:bframes=2:b-adapt=0:aq-mode=0:scenecut=0"
+        s.codec_context.options = {"x264-params": opts} if encoder == "libx264" else {"x265-params": f"{opts}:log-level=error"}
+        for i in range(7):
+            frame = av.VideoFrame.from_ndarray(rng.integers(0, 255, (48, 64, 3), dtype=np.uint8), format="rgb24")
+            frame = frame.reformat(format="yuv420p")
+            frame.pts = i
+            for p in s.encode(frame):
+                out.mux(p)
+        for p in s.encode():
+            out.mux(p)
+    with av.open(str(path)) as c:
+        stream = c.streams.video[0]
+        reader = StreamQp(stream)
+        got = []
+        for packet in c.demux(stream):
+            reader.packet(packet)
+            got += [(f.pts, "?IPB"[int(f.pict_type)], reader.frame(f)) for f in packet.decode()]  # AVPictureType
+    assert reader.missing == 0 and len(got) == 7
+    by_type = {"I": (31,), "P": (34,), "B": (35, 36)}  # a B frame used as a reference sits between P and B
+    for _, kind, qp in sorted(got):
+        assert qp in by_type[kind], (kind, qp)
+    assert {kind for _, kind, _ in got} == {"I", "P", "B"}
+
+
+def test_stream_qp_refuses_a_codec_without_quantisers(tmp_path):
+    import av
+
+    from vsjpegfix.quantisers.stream import StreamQp
+
+    with av.open(str(tmp_path / "v.mkv"), "w") as out:
+        s = out.add_stream("mpeg4", rate=25)
+        with pytest.raises(ValueError, match="mpeg4"):
+            StreamQp(s)

@@ -1,0 +1,139 @@
+"""Restore one file - a video or an image - with the engine suited to it; the options that choose it.
+
+Shared by the command line (:mod:`vsjpegfix.apps.cli`), the local batch and the Ray workers
+(:mod:`vsjpegfix.apps.cluster`): :func:`restore_file` is the one way a file is restored.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+
+def add_output_options(p: argparse.ArgumentParser) -> None:
+    """Encoder, safety and reporting options."""
+    p.add_argument("--codec", default="libx264", help="video encoder: libx264, libx265, ffv1 (lossless), libvpx-vp9, libsvtav1 or any other FFmpeg video encoder")
+    p.add_argument("--crf", type=float, default=None, help="constant rate factor (default: 16 for libx264, 18 for libx265, 20 for libvpx-vp9, 24 for libsvtav1; none for other encoders)")
+    p.add_argument("--preset", default=None, help="encoder preset for libx264/libx265/libsvtav1, e.g. slow (default: the encoder's own, medium for libx264)")
+    p.add_argument("--pix-fmt", default=None, help="output pixel format, e.g. yuv420p (default: the input's, 10-bit included, or the nearest the encoder can write; odd-sized 4:2:0 becomes 4:4:4 except with ffv1)")
+    p.add_argument("--matrix", default=None, choices=["709", "601", "2020"], help="colour matrix of YUV video without a matrix tag (default: 709 for HD, 601 for SD, with a warning)")
+    p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+    p.add_argument("--quiet", action="store_true", help="no progress bar or warnings; errors only")
+    p.add_argument("--json", dest="json_report", type=Path, default=None, metavar="REPORT", help="write a JSON report here: per file status, reason, streams copied/converted/dropped, warnings, per-frame QP/QF (default: no report)")
+
+
+def add_engine_options(p: argparse.ArgumentParser) -> None:
+    """Options shared by every command that restores frames."""
+    p.add_argument("--model", default=None, help="shipped model name, official checkpoint name, or weights path (default: the best shipped model for the kind of input: arcnn for H.264/HEVC video, which follows each frame's quantiser with its calibrated profile; fbcnn-s for other video, for --qf blind or a fixed QF, and for JPEG images: see weights/README.md)")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    p.add_argument("--precision", default="auto", choices=["auto", "fp32", "fp16", "bf16"], help="compute precision (default: auto = fp16 on CUDA, fp32 on the CPU)")
+    p.add_argument("--qf", default="auto", help="quality control: 'auto' (where the source's quality is known - a JPEG file's QF, an H.264 or HEVC frame's quantiser - a shipped model follows its calibrated quality profile: how strongly to restore, and for FBCNN the control QF; elsewhere FBCNN predicts the quality blind), 'blind' (always the model alone, full strength), a JPEG quality 0..100 (FBCNN), or 'qp' (H.264/HEVC video: follow each frame's quantiser - the profile, or vsjpegfix.quantisers.mapping.qp_to_qf for FBCNN checkpoints without one; other codecs fall back to blind with a warning)")
+    p.add_argument("--qf-offset", type=float, default=0.0, help="added to the predicted or given QF (FBCNN)")
+    p.add_argument("--tile", type=int, default=0, help="tile size in pixels (0 = whole frames)")
+    p.add_argument("--overlap", type=int, default=32, help="tile overlap in pixels")
+    p.add_argument("--batch-size", type=int, default=1, help="frames per model call")
+    p.add_argument("--luma-only", action="store_true", help="restore only luma (Y) of YUV input")
+
+
+def build_engine(args: argparse.Namespace, kind: str = "video"):
+    """Engine from parsed options (raises ValueError subclasses with user-facing messages).
+
+    Without ``--model`` the model is the default for ``kind`` (:func:`input_kind`). The engine's
+    ``model_name`` says which (the name or path given, or the default's name) for the reports.
+    """
+    from vsjpegfix.engine.core import Engine
+    from vsjpegfix.weights.store import default_model_name
+
+    qf = None
+    if str(args.qf).lower() not in ("auto", "qp", "blind"):
+        try:
+            qf = float(args.qf)
+        except ValueError:
+            raise ValueError(f"--qf must be 'auto', 'blind', 'qp' or a number 0..100, got {args.qf!r}") from None
+    return Engine(
+        str(args.model or default_model_name(kind)),  # loaded by the engine, which keeps the name (model_name)
+        device=args.device,
+        precision=args.precision,
+        tile=args.tile or None,
+        overlap=args.overlap,
+        batch_size=args.batch_size,
+        qf=qf,
+        qf_offset=args.qf_offset,
+        luma_only=args.luma_only,
+    )
+
+
+def transcode_options(args: argparse.Namespace):
+    """The :class:`vsjpegfix.video.report.TranscodeOptions` that the parsed command-line options ask for."""
+    from vsjpegfix.video.report import TranscodeOptions
+
+    return TranscodeOptions(
+        codec=args.codec,
+        crf=args.crf,
+        preset=args.preset,
+        pix_fmt=args.pix_fmt,
+        qf=str(args.qf).lower() if str(args.qf).lower() in ("qp", "blind") else "auto",
+        matrix={"709": "bt709", "601": "bt601", "2020": "bt2020"}.get(args.matrix) if args.matrix else None,
+        overwrite=args.overwrite,
+        progress=not args.quiet,
+    )
+
+
+class Engines:
+    """The engine for each kind of file (:func:`input_kind`), each built once, when first needed.
+
+    With ``--model`` all kinds share one engine; without it each kind gets its default model
+    (:func:`vsjpegfix.weights.store.default_model_name`).
+    """
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.args = args
+        self._built: dict[str, Any] = {}
+
+    def __call__(self, kind: str):
+        key = "any" if self.args.model else kind
+        if key not in self._built:
+            self._built[key] = build_engine(self.args, kind)
+        return self._built[key]
+
+
+def input_kind(src: Path, args: argparse.Namespace) -> str:
+    """``"image"``, ``"video-qp"`` (H.264/HEVC, whose frames' quantisers the transcoder follows unless
+    ``--qf`` is ``blind`` or a number) or ``"video"``: which default model suits ``src``."""
+    import av
+
+    from vsjpegfix.frames.image_files import is_image_path
+    from vsjpegfix.quantisers.stream import QP_CODECS
+
+    if is_image_path(src):
+        return "image"
+    if str(args.qf).lower() not in ("auto", "qp"):
+        return "video"
+    try:
+        with av.open(str(src)) as container:
+            codec = container.streams.video[0].codec_context.name if container.streams.video else None
+    except (av.FFmpegError, OSError, UnicodeDecodeError):
+        codec = None  # the transcoder reports what is wrong with the file
+    return "video-qp" if codec in QP_CODECS else "video"
+
+
+def restore_file(engines: Engines, src: Path, dst: Path, args: argparse.Namespace, overall=None) -> dict:
+    """Restore one image or video with the engine for its kind; returns its report entry."""
+    from vsjpegfix.frames.image_files import is_image_path, restore_image_file
+    from vsjpegfix.video.transcode import transcode
+
+    engine = engines(input_kind(src, args))
+    if is_image_path(src):
+        if not is_image_path(dst):
+            raise ValueError(f"{dst}: unsupported output extension {dst.suffix!r} for an image (use .png, .webp or .jpg)")
+        if str(args.qf).lower() == "qp":
+            raise ValueError("--qf qp needs H.264 or HEVC video; use auto or a number for images")
+        result = restore_image_file(engine, src, dst, overwrite=args.overwrite, use_file_qf=str(args.qf).lower() != "blind")
+        if overall is not None:
+            overall.update(1)
+        return {"kind": "image", "model": engine.model_name, **dataclasses.asdict(result)}
+    options = transcode_options(args)
+    report = transcode(src, dst, engine, options, overall=overall)
+    return {"kind": "video", "model": engine.model_name, **report.as_dict()}

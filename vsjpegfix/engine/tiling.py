@@ -1,0 +1,26 @@
+"""Tiles with overlap: how a large frame is cut so that each tile's core partitions the frame.
+"""
+
+from __future__ import annotations
+
+TILE_ALIGN = 16  # tile origins keep the 8x8 JPEG grid (16x16 in luma for 4:2:0 chroma) and stride phases
+
+
+def spans(length: int, tile: int, overlap: int, align: int) -> list[tuple[int, int, int, int]]:
+    """Split ``[0, length)`` into cores that partition it, each inside a tile of at most ``tile``.
+
+    Returns ``(tile_start, tile_end, core_start, core_end)``; tile starts are multiples of
+    ``align`` and a core lies at least ``overlap`` from its tile's inner edges. The overlap is
+    limited to a quarter of the tile so that cores stay at least half the tile.
+    """
+    if length <= tile:
+        return [(0, length, 0, length)]
+    overlap = min(overlap, tile // 4)
+    core = max(align, (tile - 2 * overlap) // align * align)
+    bounds = list(range(0, length, core)) + [length]
+    spans = []
+    for a, b in zip(bounds[:-1], bounds[1:]):
+        start = max(0, (a - overlap) // align * align)
+        end = min(length, b + overlap)
+        spans.append((start, end, a, b))
+    return spans

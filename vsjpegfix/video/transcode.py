@@ -1,0 +1,227 @@
+"""Restore one video file: decode (PyAV) -> engine -> encode, keeping everything else in the file.
+
+Decoding, restoration and encoding run concurrently (a decoder thread, a restoration thread and
+the muxing thread, joined by bounded queues), so memory stays flat however long the video is.
+
+What is kept:
+
+* **Frames and timestamps**: every decoded frame is restored and encoded once, with its
+  presentation timestamp unchanged (integers in the input stream's time base, which is also the
+  encoder's, so nothing is rounded or drifts; variable frame rates and non-zero start times are
+  kept). Frames without a timestamp (raw ``.h264`` streams) get a constant-rate one; a
+  timestamp that does not increase is moved one tick after its predecessor (encoders refuse
+  them); both are reported. Limits of the containers themselves: Matroska stores milliseconds
+  (finer timestamps are rounded, and frames less than 1 ms apart cannot be written); MPEG-TS
+  cannot store negative decode timestamps, so when the encoder's B-frame delay would make the
+  first ones negative (an input starting at 0) the muxer shifts every stream by that delay.
+* **Other streams**: audio, subtitle, data and attachment streams are copied packet for packet
+  without re-encoding when the output container accepts them. Text subtitles it does not
+  accept (``mov_text`` into MKV, SubRip/ASS into MP4) are converted to a text format it does
+  accept (decoded and re-encoded, timing unchanged); anything else is dropped with a warning.
+  The report lists copied, converted and dropped streams.
+* **Description**: colour range, matrix, primaries, transfer and chroma siting; the sample aspect
+  ratio; the display matrix (rotation and flips); container and stream metadata; chapters.
+* **Pixel format**: the input's (10-bit stays 10-bit) when the encoder can write it; otherwise the
+  nearest one it can (same bit depth and chroma subsampling first), with a warning. Encoders
+  other than FFV1 cannot write 4:2:0/4:2:2 video of odd width or height: such video is written
+  as 4:4:4 of the same bit depth and the same size (never cropped), with a warning.
+
+Decoding errors that the decoder conceals are reported as warnings naming the frames (the frames
+are still written, as FFmpeg would); errors that stop decoding fail the file with the frame
+number. The output is written to a temporary file beside the destination and renamed only when
+complete (:mod:`vsjpegfix.frames.safe_write`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+import time
+from fractions import Fraction
+from pathlib import Path
+from typing import Iterator
+
+import av
+
+from vsjpegfix.engine.core import Engine
+from vsjpegfix.frames.safe_write import atomic_output, check_output
+from vsjpegfix.quantisers.stream import QP_CODECS, StreamQp
+from vsjpegfix.video.pipeline import END, Pipeline
+from vsjpegfix.video.probe import (
+    OutputFormat,
+    Probe,
+    open_input,
+    plan,
+    qp_profile_usable,
+    video_stream,
+)
+from vsjpegfix.video.report import (
+    DEFAULT_CRF,
+    TranscodeError,
+    TranscodeOptions,
+    TranscodeReport,
+    av_message,
+    warn,
+)
+from vsjpegfix.video.streams import CopiedStream, add_copies, copy_metadata, mux_copy
+
+IDENTITY_MATRIX = [1 << 16, 0, 0, 0, 1 << 16, 0, 0, 0, 1 << 30]  # FFmpeg's display matrix of "no rotation"
+
+
+def open_video(container, src: Path, options: TranscodeOptions, report: TranscodeReport, quiet: bool, engine: Engine):
+    """Set up the input's video stream for decoding: ``(stream, options, frame rate, quantiser reader)``.
+
+    The returned options carry the quality mode resolved for this input: ``profile`` (the model's
+    calibrated QP profile: ``auto`` or ``qp`` on H.264 or HEVC with such a model), ``qp`` (the
+    QP-to-QF map, ``--qf qp`` with an FBCNN model without a profile) or ``auto`` (the engine's own
+    control). For the first two the frames' quantisers are read (:class:`vsjpegfix.quantisers.stream.StreamQp`:
+    H.264's per-macroblock export, HEVC's slice headers); ``--qf qp`` on a codec that has none falls
+    back to the engine's own control with a warning in the report.
+    """
+    video = video_stream(container, src)
+    video.codec_context.thread_type = "AUTO"
+    mode = "auto"
+    has_qp = video.codec_context.name in QP_CODECS
+    if options.qf == "qp" and not has_qp:
+        warn(report, f"--qf qp: {video.codec_context.name} exports no quantiser; using blind prediction", quiet)
+        report.qf_mode = "auto (no QP in this codec)"
+    elif options.qf in ("auto", "qp") and has_qp and qp_profile_usable(engine):
+        mode = report.qf_mode = "profile"
+    elif options.qf == "qp" and has_qp:
+        mode = "qp"
+    qps = StreamQp(video) if mode != "auto" else None
+    options = TranscodeOptions(**{**options.__dict__, "qf": mode})
+    rate = video.average_rate or video.guessed_rate or Fraction(25)
+    return video, options, Fraction(rate), qps
+
+
+def transcode(src: Path | str, dst: Path | str, engine: Engine, options: TranscodeOptions | None = None, *, overall=None) -> TranscodeReport:
+    """Restore the video of ``src`` into ``dst``, keeping timestamps, other streams and metadata.
+
+    Raises :class:`TranscodeError` (or :class:`~vsjpegfix.frames.safe_write.OutputError`) with a one-line
+    message for anything wrong with the input, the options or the output; ``dst`` is then left as
+    it was (no partial file).
+    """
+    from tqdm import tqdm
+
+    src, dst = Path(src), Path(dst)
+    options = options or TranscodeOptions()
+    report = TranscodeReport(str(src), str(dst), codec=options.codec, qf_mode=options.qf)
+    quiet = not options.progress
+    check_output(src, dst, overwrite=options.overwrite)
+    codec, info, out_fmt, matrix = plan(src, engine, options, report, quiet)
+    started = time.perf_counter()
+    with open_input(src) as container, atomic_output(dst, overwrite=options.overwrite) as tmp:
+        video, options, rate, qps = open_video(container, src, options, report, quiet, engine)
+        pipe = Pipeline(src, engine, options, report, out_fmt, rate, qps)
+        pipe.matrix = matrix
+        with writing(tmp, dst, "the output", "the file") as output:
+            out_video = add_video(output, video, codec, options, out_fmt, info, rate, dst)
+            copies = add_copies(container, output, video, report, quiet)
+            copy_metadata(container, output, video, out_video)
+            start_encoding(output, codec, dst)
+            total = info.frames or None
+            pbar = tqdm(total=total, unit="frame", desc=src.name[:30], disable=quiet, file=sys.stderr, leave=False)
+            try:
+                pipe.run(lambda: pipe.decode(container, video, copies),
+                         lambda: mux_loop(pipe, output, out_video, copies, report, pbar, overall, dst))
+            finally:
+                pbar.close()
+        if info.frames and report.frames < info.frames:
+            warn(report, f"the input declares {info.frames} frames and {report.frames} were decoded (an edit list trims the rest, or they are damaged)", quiet)
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+@contextlib.contextmanager
+def writing(path: Path, dst: Path, created: str, finished: str) -> Iterator[av.container.OutputContainer]:
+    """Open ``path`` as an output container for the block, then close it (which writes the trailer).
+
+    Failing to open or to finish becomes a one-line :class:`TranscodeError` naming ``dst``
+    (``"cannot create <created>"``, ``"finishing <finished> failed"``); after an error inside the
+    block the container is closed quietly and that first error propagates.
+    """
+    try:
+        output = av.open(str(path), "w")
+    except (av.FFmpegError, OSError, ValueError) as exc:
+        raise TranscodeError(f"{dst}: cannot create {created} ({av_message(exc)})") from None
+    try:
+        yield output
+    except BaseException:
+        with contextlib.suppress(Exception):  # the first error is the one to report
+            output.close()
+        raise
+    try:
+        output.close()
+    except (av.FFmpegError, OSError) as exc:
+        raise TranscodeError(f"{dst}: finishing {finished} failed: {av_message(exc)}") from None
+
+
+def start_encoding(output, codec, dst: Path) -> None:
+    """Write the output's header; a container that cannot hold the codec is a one-line error."""
+    try:
+        output.start_encoding()
+    except (av.FFmpegError, ValueError) as exc:
+        raise TranscodeError(f"{dst}: cannot write {codec.name} video to a {output.format.name} file ({av_message(exc)})") from None
+
+
+def add_video(output, video, codec, options: TranscodeOptions, out_fmt: OutputFormat, info: Probe, rate, dst: Path):
+    try:
+        out = output.add_stream(codec.name, rate=rate)
+    except (av.FFmpegError, ValueError) as exc:
+        raise TranscodeError(f"{dst}: the {output.format.name} container cannot hold {codec.name} video ({av_message(exc)})") from None
+    out.width, out.height = out_fmt.width, out_fmt.height
+    out.pix_fmt = out_fmt.pix_fmt
+    out.time_base = video.time_base
+    ctx = out.codec_context
+    ctx.time_base = video.time_base
+    for attr, value in out_fmt.colour.items():
+        if attr == "chroma_location":
+            attr = "chroma_sample_location"
+        try:
+            setattr(ctx, attr, value)
+        except (AttributeError, ValueError, TypeError):
+            pass
+    sar = video.sample_aspect_ratio or video.codec_context.sample_aspect_ratio
+    if sar and sar != 1:
+        ctx.sample_aspect_ratio = sar
+    opts = dict(options.codec_options)
+    crf = options.crf if options.crf is not None else DEFAULT_CRF.get(codec.name)
+    if crf is not None and codec.name in DEFAULT_CRF:
+        opts.setdefault("crf", f"{crf:g}")
+        if codec.name == "libvpx-vp9":
+            opts.setdefault("b", "0")  # constant quality
+    if options.preset and codec.name in ("libx264", "libx265", "libsvtav1"):
+        opts.setdefault("preset", str(options.preset))
+    if codec.name == "libx265":
+        opts.setdefault("x265-params", "log-level=error")
+    ctx.options = opts
+    if info.matrix is not None and info.matrix != IDENTITY_MATRIX:
+        out.set_display_matrix(info.matrix)  # rotation and flips, exactly as the input has them
+    elif info.rotation:
+        out.set_display_rotation(info.rotation)
+    return out
+
+
+def mux_loop(pipe: Pipeline, output, out_video, copies: dict[int, CopiedStream], report: TranscodeReport, pbar, overall, dst: Path) -> None:
+    try:
+        while True:
+            item = pipe.get(pipe.out_q)
+            if item is END:
+                break
+            kind, payload = item
+            if kind == "packet":
+                mux_copy(output, payload, copies[payload.stream.index], report, pipe.quiet)
+                continue
+            for packet in out_video.encode(payload):
+                output.mux(packet)
+            report.frames += 1
+            pbar.update(1)
+            if overall is not None:
+                overall.update(1)
+        if pipe.errors:
+            return
+        for packet in out_video.encode():
+            output.mux(packet)
+    except (av.FFmpegError, OSError) as exc:
+        raise TranscodeError(f"{dst}: writing failed after {report.frames} frames: {av_message(exc)}") from None
