@@ -12,15 +12,26 @@ Input frames are given as planes (one array or tensor per plane, shaped ``(N, h,
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
-from dataclasses import dataclass
-from typing import Callable, Sequence
+from typing import Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 import torch
 from torch import nn
 
+from vsjpegfix.engine.accel import (
+    Acceleration,
+    ModelRunner,
+    PendingRestore,
+    RestoreResult,
+    StreamSlots,
+    download,
+    record_event,
+    to_device,
+    upload_plane,
+)
 from vsjpegfix.engine.colour import (
     PlaneFormat,
     planes_to_rgb,
@@ -35,23 +46,16 @@ from vsjpegfix.engine.device import (
 from vsjpegfix.engine.planes import (
     QualityArg,
     apply_delta,
+    centre_frames,
     per_frame,
     plane_to_unit,
     qf_to_quality,
     quality_to_qf,
+    stack_frames,
     unit_to_code,
 )
-from vsjpegfix.engine.tiling import TILE_ALIGN, spans
+from vsjpegfix.engine.tiling import TILE_ALIGN, check_tile, spans
 from vsjpegfix.weights.profile import profile_of
-
-
-@dataclass
-class RestoreResult:
-    """Restored planes plus the quality control used per frame (FBCNN-style models only)."""
-
-    planes: list
-    predicted_qf: list[float] | None = None
-    used_qf: list[float] | None = None
 
 
 class Engine:
@@ -71,6 +75,8 @@ class Engine:
         channels_last: use the channels-last memory format (default: on CUDA).
         max_frame_pixels: frames larger than this are tiled (``tile`` or 1024x1024 tiles) even
             when ``tile`` is not set; None = never (large photos set it to bound memory).
+        compile_mode, cuda_graphs, pinned, num_streams, cudnn_benchmark: speed options, all off by
+            default (:mod:`vsjpegfix.engine.accel`; the CUDA-only ones are refused on the CPU).
     """
 
     def __init__(
@@ -87,6 +93,11 @@ class Engine:
         luma_only: bool = False,
         channels_last: bool | None = None,
         max_frame_pixels: int | None = None,
+        compile_mode: str | None = None,
+        cuda_graphs: bool = False,
+        pinned: bool = False,
+        num_streams: int = 1,
+        cudnn_benchmark: bool = False,
     ) -> None:
         #: what the engine runs, for reports: the name or path it was given, else the module's class
         self.model_name = type(model).__name__ if isinstance(model, nn.Module) else os.fspath(model)
@@ -100,7 +111,9 @@ class Engine:
             raise EngineError(f"batch_size must be >= 1, got {batch_size}")
         if overlap < 0:
             raise EngineError(f"overlap must be >= 0, got {overlap}")
-        self.tile = self._check_tile(tile)
+        self.tile = check_tile(tile)
+        self.accel = Acceleration(compile_mode, bool(cuda_graphs), bool(pinned), int(num_streams), bool(cudnn_benchmark))
+        self.accel.check(self.device)
         self.max_frame_pixels = max_frame_pixels
         self.overlap = int(overlap)
         self.batch_size = int(batch_size)
@@ -122,15 +135,13 @@ class Engine:
         if self.channels_last:
             model = model.to(memory_format=torch.channels_last)
         self.model = model
-
-    @staticmethod
-    def _check_tile(tile: int | tuple[int, int] | None) -> tuple[int, int] | None:
-        if tile is None or tile == 0 or tile == (0, 0):
-            return None
-        tw, th = (tile, tile) if isinstance(tile, int) else tile
-        if min(tw, th) < 32:
-            raise EngineError(f"tile size must be at least 32 pixels, got {tile}")
-        return int(tw), int(th)
+        if self.accel.cudnn_benchmark:
+            torch.backends.cudnn.benchmark = True  # process-wide
+        self.runner = ModelRunner(model, self.accel)
+        self._slots = StreamSlots(self.device, self.accel.num_streams) if self.device.type == "cuda" else None
+        self._slot = -1  # the stream slot of the submit() in progress (-1: a direct restore_tensor call)
+        # one transform object for the engine's life: compiled code and CUDA graphs see the same function
+        self._offset_transform = lambda q: qf_to_quality((quality_to_qf(q) + self.qf_offset).clamp(0, 100))
 
     # ------------------------------------------------------------------ tensors (model space)
 
@@ -141,10 +152,10 @@ class Engine:
         fixed = self.qf if qf is None else qf
         offset = self.qf_offset
         if fixed is not None:
-            values = torch.from_numpy(per_frame(fixed, n, "qf", 100.0)).to(self.device)
+            values = to_device(per_frame(fixed, n, "qf", 100.0), self.device, self.accel.pinned)
             return qf_to_quality((values + offset).clamp(0, 100)).reshape(n, 1), None
         if offset:
-            return None, lambda q: qf_to_quality((quality_to_qf(q) + offset).clamp(0, 100))
+            return None, self._offset_transform
         return None, None
 
     def _run(self, x: torch.Tensor, override: torch.Tensor | None, transform: Callable | None):
@@ -153,9 +164,9 @@ class Engine:
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         if self.has_quality:
-            y, q = self.model(x, override.to(self.dtype) if override is not None else None, transform)
+            y, q = self.runner(x, override.to(self.dtype) if override is not None else None, transform, self._slot)
             return y.float(), (None if override is not None else q.float())
-        return self.model(x).float(), None
+        return self.runner(x, None, None, self._slot).float(), None
 
     def _predict_tiled(self, x: torch.Tensor, tile: tuple[int, int]) -> torch.Tensor:
         """Frame-level predicted quality from tiles (area-weighted mean), so all tiles share one value."""
@@ -264,38 +275,56 @@ class Engine:
                 default 1): 0 returns the input samples, 1 the model's output
                 (see :mod:`vsjpegfix.weights.profile`).
         """
+        return self.submit(planes, fmt, qf=qf, strength=strength).result()
+
+    def submit(self, planes: Sequence, fmt: PlaneFormat, *, qf: QualityArg = None, strength: QualityArg = None) -> PendingRestore:
+        """Queue a :meth:`restore` call (on the next stream with ``num_streams`` > 1) and return at once;
+        ``.result()`` waits for it. Keep at most ``num_streams`` calls in flight (:meth:`restore_iter` does)."""
         try:
             fmt.validate()
         except ValueError as exc:
             raise EngineError(str(exc)) from None
         if len(planes) != fmt.num_planes:
             raise EngineError(f"{fmt.family} input needs {fmt.num_planes} planes, got {len(planes)}")
+        t = self.frames
+        if t > 1 and any(p.ndim != 4 or p.shape[1] != t for p in planes):
+            raise EngineError(f"a {t}-frame model needs planes shaped (N, {t}, h, w)")
+        if t == 1 and any(p.ndim != 3 for p in planes):
+            raise EngineError("planes must be shaped (N, h, w)")
         as_numpy = isinstance(planes[0], np.ndarray)
         out_dtypes = [p.dtype for p in planes]
-        tensors = [self._upload(p) for p in planes]
-        t = self.frames
-        if t > 1:
-            if any(p.ndim != 4 or p.shape[1] != t for p in tensors):
-                raise EngineError(f"a {t}-frame model needs planes shaped (N, {t}, h, w)")
-            n = tensors[0].shape[0]
-            tensors = [p.reshape(n * t, *p.shape[2:]) for p in tensors]
-        elif any(p.ndim != 3 for p in tensors):
-            raise EngineError("planes must be shaped (N, h, w)")
-        n = tensors[0].shape[0] // t
-        restored, pred, used = self._restore_planes(tensors, fmt, n, t, qf, self._strengths(n, strength))
-        if as_numpy:
-            restored = [r.cpu().numpy().astype(dt, copy=False) for r, dt in zip(restored, out_dtypes)]
-        return RestoreResult(
-            restored,
-            None if pred is None else [float(v) for v in pred.cpu()],
-            None if used is None else [float(v) for v in used.cpu()],
-        )
+        self._slot, stream = self._slots.take() if self._slots is not None else (0, contextlib.nullcontext())
+        try:
+            with stream:
+                tensors = [upload_plane(p, self.device, self.accel.pinned) for p in planes]
+                n = tensors[0].shape[0]
+                tensors = [p.reshape(n * t, *p.shape[2:]) for p in tensors] if t > 1 else tensors
+                restored, pred, used = self._restore_planes(tensors, fmt, n, t, qf, self._strengths(n, strength))
+                pinned = self.accel.pinned
+                if as_numpy:
+                    restored = [download(r, pinned) for r in restored]
+                scores = [None if v is None else download(v, pinned) for v in (pred, used)]
+                event = record_event(self.device)
+        finally:
+            self._slot = -1
+        return PendingRestore(restored, out_dtypes if as_numpy else None, scores, event)
+
+    def restore_iter(self, calls: Iterable[Sequence], fmt: PlaneFormat) -> Iterator[RestoreResult]:
+        """Restore each item of ``calls`` (planes, as for :meth:`restore`) in order, keeping
+        ``num_streams`` calls in flight so that transfers and compute of consecutive calls overlap."""
+        pending: list[PendingRestore] = []
+        for planes in calls:
+            pending.append(self.submit(planes, fmt))
+            if len(pending) >= self.accel.num_streams:
+                yield pending.pop(0).result()
+        while pending:
+            yield pending.pop(0).result()
 
     def predict_qf(self, planes: Sequence, fmt: PlaneFormat) -> list[float]:
         """Blind QF prediction for frames given as planes (FBCNN models), without restoring them."""
         if not self.has_quality:
             raise EngineError(f"{type(self.model).__name__} has no quality predictor")
-        tensors = [self._upload(p) for p in planes]
+        tensors = [upload_plane(p, self.device) for p in planes]
         if self.channels == 1:
             x = plane_to_unit(tensors[0], fmt, 0).clamp(0, 1)
         else:
@@ -326,31 +355,7 @@ class Engine:
         values = per_frame(strength, n, "strength", 1.0)
         if np.all(values == 1):
             return None
-        return torch.from_numpy(values).to(self.device).reshape(n, 1, 1)
-
-    def _upload(self, plane) -> torch.Tensor:
-        if isinstance(plane, torch.Tensor):
-            t = plane
-        else:
-            arr = np.ascontiguousarray(plane)
-            if arr.dtype == np.uint16:
-                arr = arr.view(np.int16)
-                t = torch.from_numpy(arr).to(self.device, non_blocking=True).to(torch.int32) & 0xFFFF
-                return t
-            if arr.dtype not in (np.uint8, np.float16, np.float32):
-                raise EngineError(f"unsupported plane dtype {arr.dtype}; use uint8, uint16, float16 or float32")
-            t = torch.from_numpy(arr)
-        if t.dtype == torch.uint16:
-            t = t.to(torch.int32)
-        return t.to(self.device, non_blocking=True)
-
-    def _centre(self, x: torch.Tensor, n: int, t: int) -> torch.Tensor:
-        """(N*T, C, H, W) -> centre frames (N, C, H, W)."""
-        return x.reshape(n, t, *x.shape[1:])[:, t // 2]
-
-    def _stack(self, x: torch.Tensor, n: int, t: int) -> torch.Tensor:
-        """(N*T, C, H, W) -> (N, T*C, H, W), frames in order on the channel axis."""
-        return x.reshape(n, t * x.shape[1], *x.shape[2:])
+        return to_device(values, self.device, self.accel.pinned).reshape(n, 1, 1)
 
     def _restore_planes(self, planes: list[torch.Tensor], fmt: PlaneFormat, n: int, t: int, qf: QualityArg,
                         strength: torch.Tensor | None = None):
@@ -367,16 +372,16 @@ class Engine:
                     out.append(centre[i].clone())
                     continue
                 unit = plane_to_unit(plane, fmt, i).clamp(0, 1)
-                y, p_qf, u_qf = self.restore_tensor(self._stack(unit, n, t), qf)
+                y, p_qf, u_qf = self.restore_tensor(stack_frames(unit, n, t), qf)
                 if i == 0:
                     pred, used = p_qf, u_qf
-                x = self._centre(unit, n, t)
+                x = centre_frames(unit, n, t)
                 out.append(apply_delta(centre[i], scale(unit_to_code(y, fmt, i) - unit_to_code(x, fmt, i)), fmt))
             return out, pred, used
         rgb = planes_to_rgb(planes, fmt)  # clamped to [0, 1]: the model's input
         model_in = rgb.expand(-1, 3, -1, -1) if fmt.family == "gray" else rgb
-        y, pred, used = self.restore_tensor(self._stack(model_in, n, t), qf)
-        x = self._centre(rgb, n, t)
+        y, pred, used = self.restore_tensor(stack_frames(model_in, n, t), qf)
+        x = centre_frames(rgb, n, t)
         if fmt.family == "gray":
             y = y.mean(dim=1, keepdim=True)
         new = rgb_to_planes(y, fmt, out_dtype=torch.float32, rounded=False)

@@ -93,3 +93,13 @@ def _unit_to_chroma(x: torch.Tensor, fmt: PlaneFormat) -> torch.Tensor:
     if fmt.full_range:
         return x * ((1 << fmt.bits) - 1)
     return x * (224 * mul) + 16 * mul
+
+
+def centre_frames(x: torch.Tensor, n: int, t: int) -> torch.Tensor:
+    """(N*T, C, H, W) -> the centre frames (N, C, H, W)."""
+    return x.reshape(n, t, *x.shape[1:])[:, t // 2]
+
+
+def stack_frames(x: torch.Tensor, n: int, t: int) -> torch.Tensor:
+    """(N*T, C, H, W) -> (N, T*C, H, W), frames in order on the channel axis."""
+    return x.reshape(n, t * x.shape[1], *x.shape[2:])

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from vsjpegfix.engine.device import EngineError
+
 TILE_ALIGN = 16  # tile origins keep the 8x8 JPEG grid (16x16 in luma for 4:2:0 chroma) and stride phases
 
 
@@ -24,3 +26,13 @@ def spans(length: int, tile: int, overlap: int, align: int) -> list[tuple[int, i
         end = min(length, b + overlap)
         spans.append((start, end, a, b))
     return spans
+
+
+def check_tile(tile: int | tuple[int, int] | None) -> tuple[int, int] | None:
+    """A tile size as ``(width, height)``, or None for whole frames (``None``/0); at least 32 pixels."""
+    if tile is None or tile == 0 or tile == (0, 0):
+        return None
+    tw, th = (tile, tile) if isinstance(tile, int) else tile
+    if min(tw, th) < 32:
+        raise EngineError(f"tile size must be at least 32 pixels, got {tile}")
+    return int(tw), int(th)
