@@ -77,7 +77,8 @@ def moving_crops(image: np.ndarray, size: tuple[int, int], frames: int, motion: 
     return out
 
 
-def _to_planes(rgb: np.ndarray) -> list[np.ndarray]:
+def rgb_to_video_planes(rgb: np.ndarray) -> list[np.ndarray]:
+    """RGB frames (T, H, W, 3) uint8 -> BT.709 limited-range 4:2:0 planes ``[Y, U, V]`` (what the encoders get)."""
     x = torch.from_numpy(rgb).permute(0, 3, 1, 2).float() / 255.0
     return [p.numpy() for p in rgb_to_planes(x, VIDEO_FORMAT)]
 
@@ -101,7 +102,7 @@ def encode_decode(
         raise ValueError(f"unknown codec {codec!r}; use {', '.join(CODECS)}")
     if clean.ndim != 4 or clean.shape[1] % 2 or clean.shape[2] % 2:
         raise ValueError("frame size must be even for 4:2:0")
-    decoded = encode_decode_yuv420(_to_planes(clean), codec, qp=qp, crf=crf, intra=intra, preset=preset, colorspace=1)
+    decoded = encode_decode_yuv420(rgb_to_video_planes(clean), codec, qp=qp, crf=crf, intra=intra, preset=preset, colorspace=1)
     return _to_rgb(decoded)
 
 
@@ -110,7 +111,7 @@ def qp_label(qp: float) -> float:
     return 1.0 - qp_to_qf(qp) / 100.0
 
 
-def _moving_clip(
+def moving_clip(
     image: np.ndarray, rng: np.random.Generator, size: tuple[int, int], frames: int, max_speed: float = 3.0
 ) -> tuple[np.ndarray, Motion]:
     """Clean frames of a clip with random motion over ``image``; the motion is halved (up to 4 times) until it fits."""
@@ -131,7 +132,7 @@ def fixed_clip(
 
     With a seeded ``rng`` this makes fixed evaluation clips (e.g. a validation set at one QP).
     """
-    clean, motion = _moving_clip(image, rng, size, frames)
+    clean, motion = moving_clip(image, rng, size, frames)
     degraded = encode_decode(clean, codec, qp=qp, intra=intra)
     return VideoSample(clean, degraded, qp_label(qp), f"{codec} qp={qp}{' intra' if intra else ''} motion=({motion.dx:.1f},{motion.dy:.1f})")
 
@@ -151,7 +152,7 @@ def random_clip(
     codecs: tuple[str, ...] = ("h264", "hevc"), intra_fraction: float = 0.2,
 ) -> VideoSample:
     """A random clip from a still: random motion, codec, QP in 22..51, intra-only or inter."""
-    clean, motion = _moving_clip(image, rng, size, frames)
+    clean, motion = moving_clip(image, rng, size, frames)
     codec = codecs[int(rng.integers(len(codecs)))]
     qp = int(rng.integers(QP_RANGE[0], QP_RANGE[1] + 1))
     intra = bool(rng.random() < intra_fraction)

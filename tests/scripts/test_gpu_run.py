@@ -1,0 +1,116 @@
+"""scripts/gpu_run.py: the GPU run's dry run on the CPU (tiny data, a few seconds per stage), as the GPU
+machine will run it - without PyAV or VapourSynth - and its unattended stage runner."""
+
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from vsjpegfix.training.gpu_stages import RunLog, run_stage
+from vsjpegfix.weights.store import load_file, load_model
+
+REPO = Path(__file__).resolve().parents[2]
+SCRIPT = REPO / "scripts" / "gpu_run.py"
+SHARED = REPO.parent / "shared" / "data"
+BLOCKED = ("av", "vapoursynth")  # not installed on the GPU machine
+
+
+def _tiny_images(root: Path) -> tuple[Path, Path]:
+    train, val = root / "train", root / "val"
+    for folder, source, n in ((train, SHARED / "images" / "train" / "bsds500", 2), (val, SHARED / "images" / "val" / "cbsd68", 2)):
+        folder.mkdir(parents=True)
+        for p in sorted(source.iterdir())[:n]:
+            (folder / p.name).symlink_to(p)
+    return train, val
+
+
+@pytest.fixture(scope="module")
+def dry_run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("gpu_run")
+    train, val = _tiny_images(root)
+    data, out = root / "data", root / "out"
+    build = [sys.executable, str(SCRIPT), "build-data", "--tiny", "--out", str(data), "--images", str(train), "--val-images", str(val)]
+    proc = subprocess.run(build, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    stubs = root / "stubs"  # importing PyAV or VapourSynth fails, as on the GPU machine
+    for name in BLOCKED:
+        (stubs / name).mkdir(parents=True)
+        (stubs / name / "__init__.py").write_text(f"raise ImportError('{name} is not installed on the GPU machine')\n")
+    env = {"PYTHONPATH": str(stubs), "PATH": "/usr/bin:/bin", "HOME": str(root)}
+    proc = subprocess.run([sys.executable, str(SCRIPT), "--dry-run", "--data", str(data), "--out", str(out)],
+                          capture_output=True, text=True, timeout=600, env=env)
+    return proc, data, out
+
+
+def test_dry_run_completes_within_the_transfer_limits(dry_run):
+    proc, data, out = dry_run
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    files = sorted(p.name for p in out.iterdir())
+    assert files == ["arcnn-continued.safetensors", "checkpoint.pt", "results.json", "run.log"]  # no matplotlib here
+    assert all((out / f).stat().st_size < 16 * 2**20 for f in files) and len(files) <= 8
+    results = json.loads((out / "results.json").read_text())
+    assert [(s["name"], s["status"]) for s in results["run"]["stages"]] == [
+        ("bench-main", "ok"), ("bench-compile", "ok"), ("train", "ok")]
+    log = (out / "run.log").read_text()
+    assert "bench-main| [bench] main:" in log and "train| [train] done:" in log and "headline:" in log
+    assert "is not installed on the GPU machine" not in log  # nothing on the run's path imports PyAV/VapourSynth
+    assert json.loads((data / "bundle.json").read_text())["sets"]["train.npz"]["samples"] == 12
+
+
+def test_dry_run_bench_measures_refuses_and_chooses(dry_run):
+    results = json.loads((dry_run[2] / "results.json").read_text())
+    bench = results["bench"]
+    cases = bench["cases"]
+    ok = [c for c in cases if c["status"] == "ok"]
+    assert {c["model"] for c in ok} == {"fastarcnn", "arcnn", "fbcnn-s", "fbcnn"}
+    for c in ok:
+        assert c["fps"] > 0 and c["frames_timed"] >= 2 * c["batch"]
+        assert c["tflops"] == pytest.approx(c["gflop_per_frame"] * c["fps"] / 1000)
+        assert c["psnr_vs_eager_db"] >= 50 and c["peak_fraction"] is None  # no peak on the CPU
+    refused = [c for c in cases if c["status"] == "refused"]
+    assert refused and all("need a CUDA device" in c["error"] for c in refused)
+    assert any(c["compile_mode"] == "default" and c["status"] == "ok" for c in cases)  # torch.compile ran
+    assert any(c["tile"] == 64 and c["status"] == "ok" for c in cases)  # FBCNN in tiles
+    assert bench["models"]["fbcnn"]["params"] == 71_921_796 and bench["models"]["arcnn"]["params"] == 117_734
+    assert set(bench["best"]) == {"fastarcnn", "arcnn", "fbcnn-s", "fbcnn"}
+    assert all(b["target_fps"] and b["engine_options"]["precision"] == "fp32" for b in bench["best"].values())
+    assert all(math.isinf(v["fp32"]["psnr_db_min"]) for v in bench["precision_check"].values())
+    assert results["headline"]["fastest_correct_1080p"]["arcnn"]["fps"] == bench["best"]["arcnn"]["fps"]
+
+
+def test_dry_run_training_checkpoints_exports_and_validates(dry_run):
+    out = dry_run[2]
+    train = json.loads((out / "results.json").read_text())["train"]
+    assert train["status"] == "ok" and train["model"] == "arcnn" and train["steps"] > 3
+    assert len(train["curves"]["train"]) >= 3 and all(math.isfinite(p["loss"]) for p in train["curves"]["train"])
+    assert len(train["curves"]["val"]) >= 2
+    for which in ("shipped", "trained"):
+        assert set(train[which]) == {"val", "test"} and train[which]["test"]["samples"] == 8
+    assert train["improvement_db"]["val"] == pytest.approx(train["trained"]["val"]["gain_db"] - train["shipped"]["val"]["gain_db"])
+    assert train["utilisation"]["note"] == "not measured: no CUDA device"
+    exported, shipped = load_file(out / "arcnn-continued.safetensors"), load_model("arcnn")
+    assert exported.config == shipped.config
+    assert any(not torch.equal(a, b) for a, b in zip(exported.state_dict().values(), shipped.state_dict().values()))
+    ckpt = torch.load(out / "checkpoint.pt", weights_only=True)
+    assert ckpt["step"] == train["steps"] and "optimizer" in ckpt  # small model: the optimizer state travels too
+
+
+def test_stage_runner_stops_overruns_and_reports_failures(tmp_path):
+    log = RunLog(tmp_path / "run.log", 0.0)
+    slow = run_stage("slow", [sys.executable, "-c", "import time; print('started', flush=True); time.sleep(60)"], 2, log)
+    failed = run_stage("bad", [sys.executable, "-c", "raise SystemExit('broken input')"], 30, log)
+    skipped = run_stage("late", [sys.executable, "-c", "pass"], 0.5, log)
+    assert slow["status"] == "timeout" and slow["seconds"] < 20
+    assert failed["status"] == "failed" and failed["returncode"] == 1 and skipped["status"] == "skipped"
+    text = (tmp_path / "run.log").read_text()
+    assert "slow| started" in text and "bad| broken input" in text and "slow: timeout" in text
+
+
+def test_build_data_refuses_an_existing_bundle(tmp_path):
+    (tmp_path / "bundle.json").write_text("{}")
+    proc = subprocess.run([sys.executable, str(SCRIPT), "build-data", "--out", str(tmp_path)], capture_output=True, text=True, timeout=60)
+    assert proc.returncode != 0 and proc.stderr.strip().splitlines() == [f"error: {tmp_path} already holds a bundle; remove it first"]
