@@ -21,10 +21,11 @@ matplotlib is there); bench.json / train.json instead of results.json if the run
 
 Stages (each a child process with a hard time limit; a failed or overrunning one is logged, the next runs):
 
-1. bench main (~100 s): every model at 1080p, eager vs cuDNN autotuning vs CUDA graphs vs pinned transfers
+1. bench main (~80 s): every model at 1080p, eager vs cuDNN autotuning vs CUDA graphs vs pinned transfers
    on 2 streams vs all, batch 1 and 4, fp16 and bf16, FBCNN at 2160p in tiles; fp16/bf16 vs fp32 PSNR on
    real frames (:mod:`vsjpegfix.training.gpu_bench`).
-2. bench compile (the rest of 150 s): torch.compile modes per model, smallest models first.
+2. bench compile (the rest of 150 s): compiled colour steps, then torch.compile modes of the model, each
+   setting for every model (smallest first) before the next.
 3. train (the rest, ~5.5 min of training): the shipped ``--model`` (default arcnn) continued on the
    H.264/HEVC clips at full GPU occupancy, checkpoint + fp16 export every minute, validation against the
    shipped weights (:mod:`vsjpegfix.training.gpu_train`).
@@ -59,7 +60,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--control", choices=["blind", "qp"], default="blind", help="FBCNN: predict quality, or take the clip's QP")
     p.add_argument("--budget", type=float, default=540.0, help="seconds for the whole run")
     p.add_argument("--bench-seconds", type=float, default=150.0, help="seconds for stage 1 (both phases)")
-    p.add_argument("--bench-main-seconds", type=float, default=100.0)
+    p.add_argument("--bench-main-seconds", type=float, default=80.0)
     p.add_argument("--dry-run", action="store_true", help="CPU, tiny sizes, a few seconds per stage")
     a = p.parse_args(argv)
     a.out.mkdir(parents=True, exist_ok=True)
@@ -68,7 +69,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
         a.compile_models, a.compile_modes, a.train_seconds, a.every = "fastarcnn", "default", 6.0, 2.0
         a.budget, a.bench_seconds, a.bench_main_seconds, a.batch = min(a.budget, 300), 150, 60, 4
     else:
-        a.device, a.size, a.big, a.tile, a.precisions, a.case_seconds = "cuda", "1920x1080", "3840x2160", 1024, "fp16,bf16", 0.6
+        a.device, a.size, a.big, a.tile, a.precisions, a.case_seconds = "cuda", "1920x1080", "3840x2160", 1024, "fp16,bf16", 0.5
         a.compile_models, a.compile_modes, a.train_seconds, a.every, a.batch = "", "", 0.0, 0.0, 0
     return a
 
@@ -158,7 +159,8 @@ def stage(argv: list[str]) -> int:
         train_stage(a.data, a.out, model_name=a.model, seconds=a.seconds, device=a.device, batch=a.batch or None,
                     control=a.control, checkpoint_every=a.checkpoint_every, val_every=a.val_every, log_every=a.log_every, log=log)
         return 0
-    from vsjpegfix.training.gpu_bench import MODELS, Bench, device_info, plan
+    from vsjpegfix.training.gpu_bench import MODELS, Bench, plan
+    from vsjpegfix.training.gpu_stages import device_info
     from vsjpegfix.training.gpu_data import read_samples
 
     size = lambda s: tuple(int(v) for v in s.split("x"))  # noqa: E731
@@ -197,7 +199,9 @@ def build_data(argv: list[str]) -> int:
         meta = build_bundle(a.out, a.images, a.val_images, a.videos, spec, log=lambda s: print(s, file=sys.stderr))
     except (OSError, ValueError) as exc:
         raise SystemExit(f"error: {exc}") from None
-    files = subprocess.run(["git", "-C", str(REPO), "ls-files", "-z"], capture_output=True, check=True).stdout.split(b"\0")
+    listed = subprocess.run(["git", "-C", str(REPO), "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+                            capture_output=True, check=True).stdout  # what travels: tracked and not-ignored files
+    files = set(listed.split(b"\0"))
     tree = sum((REPO / f.decode()).stat().st_size for f in files if f and (REPO / f.decode()).is_file())
     data = sum(s["bytes"] for s in meta["sets"].values())
     total = tree + data

@@ -53,6 +53,20 @@ def test_compiled_model_matches_eager_without_recompiling():
     assert fixed.used_qf == pytest.approx([47.0, 47.0])
 
 
+def test_compiled_colour_steps_match_eager():
+    torch.manual_seed(4)
+    model = ARCNN(residual=True)
+    eager = Engine(model, device="cpu")
+    fast = Engine(copy.deepcopy(model), device="cpu", compile_colour=True)
+    planes = _planes()
+    graphs = torch._dynamo.utils.counters["stats"]["unique_graphs"]
+    for strength in (None, [0.5, 1.0], None, [0.5, 1.0]):  # first of each: eager (fills the tap caches), then compiled
+        want, got = eager.restore(planes, FMT, strength=strength), fast.restore(planes, FMT, strength=strength)
+        assert _max_diff(want.planes, got.planes) <= 1 and [p.dtype for p in got.planes] == [np.uint8] * 3
+    assert fast.colour.compiled and torch._dynamo.utils.counters["stats"]["unique_graphs"] >= graphs + 3
+    assert _max_diff(want.planes, planes) > 3
+
+
 @pytest.mark.parametrize("option, name", [
     ({"cuda_graphs": True}, "cuda_graphs"), ({"pinned": True}, "pinned"), ({"num_streams": 2}, "num_streams > 1"),
     ({"cudnn_benchmark": True}, "cudnn_benchmark"),
@@ -73,7 +87,7 @@ def test_bad_and_clashing_options_are_refused():
             clash.check(cuda)
     Acceleration("default", cuda_graphs=True, pinned=True, num_streams=2, cudnn_benchmark=True).check(cuda)
     assert Acceleration().describe() == "eager"
-    assert Acceleration("default", True, True, 2, True).describe() == "compile=default+graphs+pinned+streams2+cudnn"
+    assert Acceleration("default", True, True, 2, True, True).describe() == "compile=default+graphs+pinned+streams2+cudnn+colour"
 
 
 def test_submit_and_restore_iter_give_what_restore_gives():
@@ -94,7 +108,8 @@ def test_submit_and_restore_iter_give_what_restore_gives():
 @pytest.mark.skipif(not CUDA, reason="needs CUDA")
 @pytest.mark.parametrize("options", [
     {"cuda_graphs": True}, {"pinned": True, "num_streams": 2},
-    {"compile_mode": "default", "cuda_graphs": True, "pinned": True, "num_streams": 3, "cudnn_benchmark": True},
+    {"compile_mode": "default", "cuda_graphs": True, "pinned": True, "num_streams": 3, "cudnn_benchmark": True,
+     "compile_colour": True},
 ])  # fmt: skip
 def test_cuda_options_match_eager(options):
     model = _fbcnn()

@@ -114,3 +114,20 @@ def test_build_data_refuses_an_existing_bundle(tmp_path):
     (tmp_path / "bundle.json").write_text("{}")
     proc = subprocess.run([sys.executable, str(SCRIPT), "build-data", "--out", str(tmp_path)], capture_output=True, text=True, timeout=60)
     assert proc.returncode != 0 and proc.stderr.strip().splitlines() == [f"error: {tmp_path} already holds a bundle; remove it first"]
+
+
+def test_training_an_fbcnn_controlled_by_the_clip_qp(dry_run, tmp_path):
+    from vsjpegfix.training.gpu_train import train_stage
+
+    torch.set_num_threads(1)
+    res = train_stage(dry_run[1], tmp_path, model_name="fbcnn-s-video", seconds=1.5, device="cpu", batch=2, control="qp",
+                      checkpoint_every=1, val_every=1, log_every=0.5, log=lambda s: None)
+    assert res["status"] == "ok" and res["arch"] == "fbcnn" and res["steps"] >= 1
+    assert json.loads((tmp_path / "train.json").read_text())["status"] == "ok"
+    exported = load_file(tmp_path / "fbcnn-s-video-continued.safetensors")
+    assert exported.config == load_model("fbcnn-s-video").config
+    ckpt = torch.load(tmp_path / "checkpoint.pt", weights_only=True)  # too large for 16 MiB in fp32 with Adam
+    assert "optimizer" not in ckpt and ckpt["model"]["m_head.weight"].dtype == torch.float16
+    assert (tmp_path / "checkpoint.pt").stat().st_size < 16 * 2**20
+    with pytest.raises(ValueError, match="needs an FBCNN model"):
+        train_stage(dry_run[1], tmp_path, model_name="arcnn", seconds=1, device="cpu", control="qp", log=lambda s: None)

@@ -1,4 +1,4 @@
-"""Engine speed options: torch.compile, CUDA graphs, pinned transfers, several CUDA streams, cuDNN autotuning.
+"""Engine speed options: torch.compile (model, colour steps), CUDA graphs, pinned transfers, CUDA streams, cuDNN autotuning.
 
 Every option is off by default; ``scripts/gpu_run.py`` (stage 1, :mod:`vsjpegfix.training.gpu_bench`)
 measures each of them on a GPU, with the output checked against the eager engine, before any
@@ -18,6 +18,10 @@ default changes.
   (:meth:`~vsjpegfix.engine.core.Engine.restore_iter` keeps N calls in flight).
 * ``cudnn_benchmark``: ``torch.backends.cudnn.benchmark`` (process-wide): cuDNN times its
   convolution algorithms for each new shape and keeps the fastest.
+* ``compile_colour``: the colour steps around the model (planes -> RGB, correction -> planes) go
+  through :func:`torch.compile` (mode ``default``), which fuses their ~250 small kernels per call
+  (chroma resampling tap by tap) into a few; the first call of each shape and format runs eagerly
+  (it fills the filter-tap caches that the compiled code reads). Works on the CPU too.
 
 CUDA-only options on a CPU engine are refused with an :class:`~vsjpegfix.engine.device.EngineError`
 naming them (no silent fallback), as are combinations that would capture graphs twice.
@@ -26,6 +30,9 @@ naming them (no silent fallback), as are combinations that would capture graphs 
 from __future__ import annotations
 
 import contextlib
+import itertools
+import sys
+import threading
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator
 
@@ -33,7 +40,9 @@ import numpy as np
 import torch
 from torch import nn
 
+from vsjpegfix.engine.colour import PlaneFormat, planes_to_rgb
 from vsjpegfix.engine.device import EngineError
+from vsjpegfix.engine.planes import corrected_planes
 
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
 #: compile modes whose inductor backend captures CUDA graphs itself
@@ -50,6 +59,7 @@ class Acceleration:
     pinned: bool = False
     num_streams: int = 1
     cudnn_benchmark: bool = False
+    compile_colour: bool = False
 
     def check(self, device: torch.device) -> None:
         """Raise :class:`EngineError` for an unknown mode, CUDA-only options off CUDA, or clashing options."""
@@ -70,12 +80,13 @@ class Acceleration:
             )
 
     def describe(self) -> str:
-        """Short label, e.g. ``eager`` or ``compile=default+graphs+pinned+streams2+cudnn``."""
+        """Short label, e.g. ``eager`` or ``compile=default+graphs+pinned+streams2+cudnn+colour``."""
         parts = [f"compile={self.compile_mode}"] if self.compile_mode else []
         parts += ["graphs"] if self.cuda_graphs else []
         parts += ["pinned"] if self.pinned else []
         parts += [f"streams{self.num_streams}"] if self.num_streams > 1 else []
         parts += ["cudnn"] if self.cudnn_benchmark else []
+        parts += ["colour"] if self.compile_colour else []
         return "+".join(parts) or "eager"
 
 
@@ -90,9 +101,11 @@ class _Graph:
 class ModelRunner:
     """Calls the model as the engine asks: eagerly, compiled, or by replaying captured CUDA graphs.
 
-    ``runner(x, override, transform, slot)`` returns what the model returns (FBCNN-style models:
-    ``(image, quality)``; others: the image). ``slot`` is the stream slot of the call: graphs are
-    kept per slot so that calls in flight on different streams never share static buffers. A
+    ``runner(x, override, transform)`` returns what the model returns (FBCNN-style models:
+    ``(image, quality)``; others: the image). Graphs are kept per CUDA stream (the engine's own
+    streams, or the callers', e.g. the VapourSynth filter's threads), so that calls in flight on
+    different streams never share static buffers; filling the inputs, the replay and the copy of
+    the outputs are queued under a lock, so threads sharing a stream do not interleave them. A
     quality ``transform`` is captured into the graph; the engine's transform depends only on its
     fixed ``qf_offset``.
     """
@@ -105,6 +118,7 @@ class ModelRunner:
         if accel.compile_mode is not None:
             self.forward = torch.compile(model, mode=accel.compile_mode, dynamic=False)
         self.graphs: dict[tuple, _Graph] = {}
+        self._lock = threading.Lock()
 
     def _call(self, x: torch.Tensor, override: torch.Tensor | None, transform: Callable | None):
         if self.accel.compile_mode in GRAPHING_COMPILE_MODES:
@@ -113,20 +127,21 @@ class ModelRunner:
             return self.forward(x, override, transform)
         return self.forward(x)
 
-    def __call__(self, x: torch.Tensor, override: torch.Tensor | None = None, transform: Callable | None = None,
-                 slot: int = 0):
+    def __call__(self, x: torch.Tensor, override: torch.Tensor | None = None, transform: Callable | None = None):
         if not self.accel.cuda_graphs:
             return self._call(x, override, transform)
-        key = (slot, tuple(x.shape), x.stride(), x.dtype, None if override is None else tuple(override.shape),
+        stream = torch.cuda.current_stream(x.device).cuda_stream
+        key = (stream, tuple(x.shape), x.stride(), x.dtype, None if override is None else tuple(override.shape),
                transform is None)
-        entry = self.graphs.get(key)
-        if entry is None:
-            entry = self.graphs[key] = self._capture(x, override, transform)
-        entry.x.copy_(x)
-        if override is not None:
-            entry.override.copy_(override)
-        entry.graph.replay()
-        return tuple(t.clone() for t in entry.outputs) if self.has_quality else entry.outputs[0].clone()
+        with self._lock:
+            entry = self.graphs.get(key)
+            if entry is None:
+                entry = self.graphs[key] = self._capture(x, override, transform)
+            entry.x.copy_(x)
+            if override is not None:
+                entry.override.copy_(override)
+            entry.graph.replay()
+            return tuple(t.clone() for t in entry.outputs) if self.has_quality else entry.outputs[0].clone()
 
     def _capture(self, x: torch.Tensor, override: torch.Tensor | None, transform: Callable | None) -> _Graph:
         """Warm up on a side stream, then capture one call into a CUDA graph with static buffers."""
@@ -139,10 +154,44 @@ class ModelRunner:
                 self._call(static_x, static_o, transform)
         torch.cuda.current_stream(x.device).wait_stream(side)
         graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(graph):
+        with torch.cuda.graph(graph, capture_error_mode="thread_local"):  # other threads may use the GPU meanwhile
             out = self._call(static_x, static_o, transform)
         outputs = tuple(out) if isinstance(out, (tuple, list)) else (out,)
         return _Graph(graph, static_x, static_o, outputs)
+
+
+class ColourSteps:
+    """The colour steps around the model, eager or compiled (``compile_colour``; see the module docstring).
+
+    :meth:`to_rgb` is :func:`~vsjpegfix.engine.colour.planes_to_rgb`, :meth:`corrected` is
+    :func:`~vsjpegfix.engine.planes.corrected_planes`. A compiled step that raises (e.g. a guard
+    fails and tracing meets an emptied cache) falls back to eager for good, with a note on stderr.
+    """
+
+    def __init__(self, compiled: bool) -> None:
+        self.compiled = compiled
+        self._fns = {"rgb": planes_to_rgb, "corrected": corrected_planes}
+        self._compiled = {k: torch.compile(f, dynamic=False) for k, f in self._fns.items()} if compiled else {}
+        self._seen: set[tuple] = set()
+
+    def _call(self, name: str, key: tuple, *args):
+        if not self.compiled or (name, *key) not in self._seen:
+            self._seen.add((name, *key))  # the first call of a shape runs eagerly: it fills the tap caches
+            return self._fns[name](*args)
+        try:
+            return self._compiled[name](*args)
+        except Exception as exc:  # noqa: BLE001  (a speed option must not lose the frames)
+            self.compiled = False
+            print(f"vsjpegfix: compiled colour conversion failed ({type(exc).__name__}: {exc}); using eager", file=sys.stderr)
+            return self._fns[name](*args)
+
+    def to_rgb(self, planes: list[torch.Tensor], fmt: PlaneFormat) -> torch.Tensor:
+        return self._call("rgb", (fmt, *[(p.shape, p.dtype, p.device) for p in planes]), planes, fmt)
+
+    def corrected(self, y: torch.Tensor, x: torch.Tensor, original: list[torch.Tensor], fmt: PlaneFormat,
+                  strength: torch.Tensor | None) -> list[torch.Tensor]:
+        key = (fmt, y.shape, y.device, strength is None, *[(p.shape, p.dtype) for p in original])
+        return self._call("corrected", key, y, x, original, fmt, strength)
 
 
 # ---------------------------------------------------------------------------------------------- results, transfers, streams
@@ -219,17 +268,15 @@ class StreamSlots:
     def __init__(self, device: torch.device, count: int) -> None:
         self.device = device
         self.streams = [torch.cuda.Stream(device) for _ in range(count)] if count > 1 else [None]
-        self.next = 0
+        self._count = itertools.count()  # next() is atomic: threads may share the engine
 
-    def take(self) -> tuple[int, contextlib.AbstractContextManager]:
-        """The next slot and a context that makes its stream current (after the caller's pending work)."""
-        slot = self.next
-        self.next = (self.next + 1) % len(self.streams)
-        stream = self.streams[slot]
+    def take(self) -> contextlib.AbstractContextManager:
+        """A context that makes the next stream current (after the caller's pending work), or changes nothing."""
+        stream = self.streams[next(self._count) % len(self.streams)]
         if stream is None:
-            return slot, contextlib.nullcontext()
+            return contextlib.nullcontext()
         stream.wait_stream(torch.cuda.current_stream(self.device))  # inputs the caller made on its stream
-        return slot, torch.cuda.stream(stream)
+        return torch.cuda.stream(stream)
 
 
 def record_event(device: torch.device) -> torch.cuda.Event | None:

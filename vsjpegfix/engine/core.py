@@ -23,6 +23,7 @@ from torch import nn
 
 from vsjpegfix.engine.accel import (
     Acceleration,
+    ColourSteps,
     ModelRunner,
     PendingRestore,
     RestoreResult,
@@ -35,7 +36,6 @@ from vsjpegfix.engine.accel import (
 from vsjpegfix.engine.colour import (
     PlaneFormat,
     planes_to_rgb,
-    rgb_to_planes,
 )
 from vsjpegfix.engine.device import (
     EngineError,
@@ -75,8 +75,8 @@ class Engine:
         channels_last: use the channels-last memory format (default: on CUDA).
         max_frame_pixels: frames larger than this are tiled (``tile`` or 1024x1024 tiles) even
             when ``tile`` is not set; None = never (large photos set it to bound memory).
-        compile_mode, cuda_graphs, pinned, num_streams, cudnn_benchmark: speed options, all off by
-            default (:mod:`vsjpegfix.engine.accel`; the CUDA-only ones are refused on the CPU).
+        compile_mode, cuda_graphs, pinned, num_streams, cudnn_benchmark, compile_colour: speed options,
+            all off by default (:mod:`vsjpegfix.engine.accel`; the CUDA-only ones are refused on the CPU).
     """
 
     def __init__(
@@ -98,6 +98,7 @@ class Engine:
         pinned: bool = False,
         num_streams: int = 1,
         cudnn_benchmark: bool = False,
+        compile_colour: bool = False,
     ) -> None:
         #: what the engine runs, for reports: the name or path it was given, else the module's class
         self.model_name = type(model).__name__ if isinstance(model, nn.Module) else os.fspath(model)
@@ -112,7 +113,8 @@ class Engine:
         if overlap < 0:
             raise EngineError(f"overlap must be >= 0, got {overlap}")
         self.tile = check_tile(tile)
-        self.accel = Acceleration(compile_mode, bool(cuda_graphs), bool(pinned), int(num_streams), bool(cudnn_benchmark))
+        self.accel = Acceleration(compile_mode, bool(cuda_graphs), bool(pinned), int(num_streams), bool(cudnn_benchmark),
+                                  bool(compile_colour))
         self.accel.check(self.device)
         self.max_frame_pixels = max_frame_pixels
         self.overlap = int(overlap)
@@ -138,8 +140,8 @@ class Engine:
         if self.accel.cudnn_benchmark:
             torch.backends.cudnn.benchmark = True  # process-wide
         self.runner = ModelRunner(model, self.accel)
+        self.colour = ColourSteps(self.accel.compile_colour)
         self._slots = StreamSlots(self.device, self.accel.num_streams) if self.device.type == "cuda" else None
-        self._slot = -1  # the stream slot of the submit() in progress (-1: a direct restore_tensor call)
         # one transform object for the engine's life: compiled code and CUDA graphs see the same function
         self._offset_transform = lambda q: qf_to_quality((quality_to_qf(q) + self.qf_offset).clamp(0, 100))
 
@@ -164,9 +166,9 @@ class Engine:
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         if self.has_quality:
-            y, q = self.runner(x, override.to(self.dtype) if override is not None else None, transform, self._slot)
+            y, q = self.runner(x, override.to(self.dtype) if override is not None else None, transform)
             return y.float(), (None if override is not None else q.float())
-        return self.runner(x, None, None, self._slot).float(), None
+        return self.runner(x).float(), None
 
     def _predict_tiled(self, x: torch.Tensor, tile: tuple[int, int]) -> torch.Tensor:
         """Frame-level predicted quality from tiles (area-weighted mean), so all tiles share one value."""
@@ -293,20 +295,16 @@ class Engine:
             raise EngineError("planes must be shaped (N, h, w)")
         as_numpy = isinstance(planes[0], np.ndarray)
         out_dtypes = [p.dtype for p in planes]
-        self._slot, stream = self._slots.take() if self._slots is not None else (0, contextlib.nullcontext())
-        try:
-            with stream:
-                tensors = [upload_plane(p, self.device, self.accel.pinned) for p in planes]
-                n = tensors[0].shape[0]
-                tensors = [p.reshape(n * t, *p.shape[2:]) for p in tensors] if t > 1 else tensors
-                restored, pred, used = self._restore_planes(tensors, fmt, n, t, qf, self._strengths(n, strength))
-                pinned = self.accel.pinned
-                if as_numpy:
-                    restored = [download(r, pinned) for r in restored]
-                scores = [None if v is None else download(v, pinned) for v in (pred, used)]
-                event = record_event(self.device)
-        finally:
-            self._slot = -1
+        with self._slots.take() if self._slots is not None else contextlib.nullcontext():
+            tensors = [upload_plane(p, self.device, self.accel.pinned) for p in planes]
+            n = tensors[0].shape[0]
+            tensors = [p.reshape(n * t, *p.shape[2:]) for p in tensors] if t > 1 else tensors
+            restored, pred, used = self._restore_planes(tensors, fmt, n, t, qf, self._strengths(n, strength))
+            pinned = self.accel.pinned
+            if as_numpy:
+                restored = [download(r, pinned) for r in restored]
+            scores = [None if v is None else download(v, pinned) for v in (pred, used)]
+            event = record_event(self.device)
         return PendingRestore(restored, out_dtypes if as_numpy else None, scores, event)
 
     def restore_iter(self, calls: Iterable[Sequence], fmt: PlaneFormat) -> Iterator[RestoreResult]:
@@ -378,15 +376,13 @@ class Engine:
                 x = centre_frames(unit, n, t)
                 out.append(apply_delta(centre[i], scale(unit_to_code(y, fmt, i) - unit_to_code(x, fmt, i)), fmt))
             return out, pred, used
-        rgb = planes_to_rgb(planes, fmt)  # clamped to [0, 1]: the model's input
+        rgb = self.colour.to_rgb(planes, fmt)  # clamped to [0, 1]: the model's input
         model_in = rgb.expand(-1, 3, -1, -1) if fmt.family == "gray" else rgb
         y, pred, used = self.restore_tensor(stack_frames(model_in, n, t), qf)
         x = centre_frames(rgb, n, t)
         if fmt.family == "gray":
             y = y.mean(dim=1, keepdim=True)
-        new = rgb_to_planes(y, fmt, out_dtype=torch.float32, rounded=False)
-        old = rgb_to_planes(x, fmt, out_dtype=torch.float32, rounded=False)
-        out = [apply_delta(c, scale(a - b), fmt) for c, a, b in zip(centre, new, old)]
+        out = self.colour.corrected(y, x, centre, fmt, strength)
         if self.luma_only and fmt.family == "yuv":
             out = [out[0], *[p.clone() for p in centre[1:]]]
         return out, pred, used

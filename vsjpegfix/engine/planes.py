@@ -11,6 +11,7 @@ import torch
 from vsjpegfix.engine.colour import (
     PlaneFormat,
     luma_to_unit,
+    rgb_to_planes,
     unit_to_luma,
 )
 from vsjpegfix.engine.device import (
@@ -73,6 +74,15 @@ def apply_delta(original: torch.Tensor, delta: torch.Tensor, fmt: PlaneFormat) -
         return (original.float() + delta).to(original.dtype)
     peak = (1 << fmt.bits) - 1
     return (original.float() + delta).round_().clamp_(0, peak).to(original.dtype)
+
+
+def corrected_planes(y: torch.Tensor, x: torch.Tensor, original: Sequence[torch.Tensor], fmt: PlaneFormat,
+                     strength: torch.Tensor | None = None) -> list[torch.Tensor]:
+    """The original planes plus the model's correction: ``rgb_to_planes(y) - rgb_to_planes(x)`` in exact
+    code values (times ``strength`` (N, 1, 1) per frame when given), rounded and clamped (:func:`apply_delta`)."""
+    new = rgb_to_planes(y, fmt, out_dtype=torch.float32, rounded=False)
+    old = rgb_to_planes(x, fmt, out_dtype=torch.float32, rounded=False)
+    return [apply_delta(c, (a - b) if strength is None else (a - b) * strength, fmt) for c, a, b in zip(original, new, old)]
 
 
 def _chroma_to_unit(plane: torch.Tensor, fmt: PlaneFormat) -> torch.Tensor:

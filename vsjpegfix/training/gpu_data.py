@@ -230,7 +230,7 @@ def video_frames(paths: Sequence[Path], *, count: int, qp: int = 32, codec: str 
 class BundleSpec:
     """What :func:`build_bundle` makes (the defaults fit the 64 MiB transfer with the repository)."""
 
-    train_count: int = 2400
+    train_count: int = 2800
     train_size: int = 64
     val_count: int = 48
     val_size: int = 96

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import platform
 import shutil
 import signal
 import subprocess
@@ -19,6 +20,8 @@ import threading
 import time
 from pathlib import Path
 from typing import Any, Sequence
+
+import torch
 
 PARTS = ("bench.json", "train.json")  # what the stages write as they go; merged into results.json
 
@@ -152,3 +155,16 @@ def plot_curves(train: dict[str, Any] | None, png: Path) -> bool:
     fig.savefig(png, dpi=90)
     plt.close(fig)
     return True
+
+
+def device_info(device: torch.device) -> dict[str, Any]:
+    """What the stage ran on."""
+    info: dict[str, Any] = {"torch": torch.__version__, "python": platform.python_version(), "cpus": os.cpu_count(),
+                            "device": str(device)}
+    if device.type == "cuda":
+        props = torch.cuda.get_device_properties(device)
+        info.update(name=props.name, memory_gib=props.total_memory / 2**30, capability=f"{props.major}.{props.minor}",
+                    cuda=torch.version.cuda, cudnn=torch.backends.cudnn.version())
+    else:
+        info["name"] = platform.processor() or platform.machine()
+    return info

@@ -15,9 +15,9 @@ QP). Adam; the learning rate warms up for 3 % of the time budget, then follows a
 of it at the end of the budget. Mixed precision (bf16 autocast) on CUDA. The loss and schedule
 are those of ``scripts/train.py`` (a small overlap, to be unified when its loop moves here).
 
-Every ``checkpoint_every`` seconds: ``checkpoint.pt`` (weights, optimizer state when small, step,
-curves), the fp16 safetensors export and the JSON are rewritten (each atomically), so a stopped
-stage leaves its latest state. Validation: RGB PSNR of the model output (clamped) against the
+Every ``checkpoint_every`` seconds: ``checkpoint.pt`` (weights, the optimizer state when it fits the
+16 MiB a returned file may have, step), the fp16 safetensors export and ``train.json`` (curves) are
+rewritten (each atomically), so a stopped stage leaves its latest state. Validation: RGB PSNR of the model output (clamped) against the
 clean frame, mean over samples, minus that of the decoded frame ("gain"), on ``val`` every
 ``val_every`` seconds, and at the end on ``val`` and the real-footage ``test`` set (per codec and
 QP) for the shipped and the trained weights.
@@ -247,7 +247,9 @@ def train_stage(data: Path, out: Path, *, model_name: str = "arcnn", seconds: fl
     marks = {"log": 0.0, "log_step": 0, "val": 0.0, "ckpt": 0.0}
 
     def save(final: bool = False) -> None:
-        state = {"model": model.state_dict(), "step": step, "train_s": train_s, "arch": arch, "config": model.config}
+        small = 4 * params <= MAX_CHECKPOINT_BYTES  # else fp16 weights, so that the file still comes back
+        weights = {k: v if small or not v.is_floating_point() else v.half() for k, v in model.state_dict().items()}
+        state = {"model": weights, "step": step, "train_s": train_s, "arch": arch, "config": model.config}
         if 3 * 4 * params <= MAX_CHECKPOINT_BYTES:  # weights and both Adam moments in fp32
             state["optimizer"] = optimizer.state_dict()
         tmp = out / ".checkpoint.pt.part"
