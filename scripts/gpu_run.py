@@ -63,6 +63,8 @@ def parse(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--bench-main-seconds", type=float, default=80.0)
     p.add_argument("--dry-run", action="store_true", help="CPU, tiny sizes, a few seconds per stage")
     a = p.parse_args(argv)
+    if a.out == Path("."):
+        p.error("--out is empty or the current folder ($OUT not set?)")
     a.out.mkdir(parents=True, exist_ok=True)
     if a.dry_run:
         a.device, a.size, a.big, a.tile, a.precisions, a.case_seconds = "cpu", "64x48", "96x64", 64, "fp32", 0.05

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from vsjpegfix.training.gpu_stages import RunLog, run_stage
+from vsjpegfix.training.gpu_stages import RunLog, merge_results, run_stage
 from vsjpegfix.weights.store import load_file, load_model
 
 REPO = Path(__file__).resolve().parents[2]
@@ -131,3 +131,13 @@ def test_training_an_fbcnn_controlled_by_the_clip_qp(dry_run, tmp_path):
     assert (tmp_path / "checkpoint.pt").stat().st_size < 16 * 2**20
     with pytest.raises(ValueError, match="needs an FBCNN model"):
         train_stage(dry_run[1], tmp_path, model_name="arcnn", seconds=1, device="cpu", control="qp", log=lambda s: None)
+
+
+def test_merge_gathers_the_parts_and_clears_leftovers(tmp_path):
+    (tmp_path / "bench.json").write_text(json.dumps({"cases": [{"status": "ok"}, {"status": "refused"}], "best": {}}))
+    (tmp_path / ".checkpoint.pt.part").write_bytes(b"half written")
+    (tmp_path / ".arcnn-continued.safetensors.123.part").write_bytes(b"")
+    merged = json.loads(merge_results(tmp_path, {"stages": []}).read_text())
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["results.json"]
+    assert merged["bench"]["cases"][1]["status"] == "refused" and merged["train"] is None
+    assert merged["headline"]["bench_cases"] == {"ok": 1, "refused": 1}

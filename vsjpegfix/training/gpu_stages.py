@@ -118,7 +118,8 @@ def headline(bench: dict | None, train: dict | None) -> dict[str, Any]:
 
 
 def merge_results(out: Path, run: dict[str, Any]) -> Path:
-    """Gather the stages' JSON files into ``results.json`` (the parts are removed once it is written)."""
+    """Gather the stages' JSON files into ``results.json`` (the parts, and temporary files a stopped stage
+    left, are removed once it is written: at most 8 files come back from the GPU machine)."""
     out = Path(out)
     parts = {name.removesuffix(".json"): _load(out / name) for name in PARTS}
     results = {"run": run, "headline": headline(parts["bench"], parts["train"]), **parts}
@@ -127,6 +128,8 @@ def merge_results(out: Path, run: dict[str, Any]) -> Path:
     os.replace(tmp, out / "results.json")
     for name in PARTS:
         (out / name).unlink(missing_ok=True)
+    for leftover in out.glob(".*.part*"):  # temporary files of a stage that was stopped while writing
+        leftover.unlink(missing_ok=True)
     return out / "results.json"
 
 
