@@ -68,14 +68,14 @@ def test_a_failing_file_does_not_stop_the_others(tmp_path):
 
     def restore_one(s: Path, d: Path) -> dict:
         if s.name == "1.mp4":
-            raise RuntimeError("broken file\nsecond line")
+            raise ValueError("broken file\nsecond line")
         d.write_bytes(b"restored")
         return {"frames": 1}
 
     entries = run_batch(src, dst, restore_one, quiet=True)
     assert [(Path(e.input).name, e.status, e.reason) for e in entries] == [
         ("1.mp4", "failed", "broken file"), ("2.mp4", "ok", ""), ("3.mp4", "skipped", "output exists")]
-    assert summarize(entries) == {"ok": 1, "skipped": 1, "failed": 1}
+    assert summarize(entries) == {"ok": 1, "skipped": 1, "failed": 1, "ignored": 0}
     assert not stale.exists() and (dst / "2.mp4").read_bytes() == b"restored"
     assert (dst / "sub" / "3.mp4").read_bytes() == b"finished before"
     assert entries[1].as_dict()["details"] == {"frames": 1}
@@ -133,8 +133,9 @@ def test_batch_command_layout_summary_json_and_rerun(tmp_path, weights, cli, cap
         assert frame_count(dst / rel) == n, rel
     assert (dst / "sub" / "still.png").is_file() and not (dst / "readme.txt").exists()
     data = json.loads(report.read_text())
-    assert data["summary"] == {"ok": 4, "skipped": 0, "failed": 1} and data["interrupted"] is False
+    assert data["summary"] == {"ok": 4, "skipped": 0, "failed": 1, "ignored": 1} and data["interrupted"] is False
     by_name = {Path(f["input"]).name: f for f in data["files"]}
+    assert by_name["readme.txt"]["status"] == "ignored" and "not video or image" in by_name["readme.txt"]["reason"]
     assert by_name["broken.mp4"]["status"] == "failed" and "not a readable media file" in by_name["broken.mp4"]["reason"]
     assert by_name["a.mp4"]["details"]["copied_streams"][0]["codec"] == "aac"
     assert not [p for p in dst.rglob("*") if p.name.startswith(".")]
@@ -142,13 +143,13 @@ def test_batch_command_layout_summary_json_and_rerun(tmp_path, weights, cli, cap
     code = cli(["batch", str(src), str(dst), "--model", str(weights), "--json", str(report), "--quiet"])
     capsys.readouterr()
     assert code == 1
-    assert json.loads(report.read_text())["summary"] == {"ok": 0, "skipped": 4, "failed": 1}
+    assert json.loads(report.read_text())["summary"] == {"ok": 0, "skipped": 4, "failed": 1, "ignored": 1}
     # --glob picks files by name or relative path; --overwrite redoes them
     code = cli(["batch", str(src), str(dst), "--model", str(weights), "--glob", "*.mkv", "--overwrite", "--json", str(report)])
     assert code == 0
     files = json.loads(report.read_text())["files"]
     assert [(Path(f["input"]).name, f["status"]) for f in files] == [("b.mkv", "ok")]
-    assert "1 restored, 0 skipped, 0 failed" in capsys.readouterr().err
+    assert "1 restored, 0 skipped, 0 failed, ignored: 0 (not video or image)" in capsys.readouterr().err
 
 
 def test_batch_command_errors(tmp_path, weights, cli, capsys):

@@ -31,6 +31,7 @@ import numpy as np
 from vsjpegfix.engine.colour import PlaneFormat
 from vsjpegfix.engine.core import Engine, RestoreResult
 from vsjpegfix.frames.safe_write import atomic_output, check_output
+from vsjpegfix.weights.profile import scale_strength
 from vsjpegfix.quantisers.jpeg import (
     DoubleJpegEstimate,
     QualityEstimate,
@@ -237,13 +238,16 @@ def write_image(img: np.ndarray, path: Path, *, alpha: np.ndarray | None = None,
 
 
 def restore_image_file(
-    engine: Engine, src: Path, dst: Path, *, overwrite: bool = False, use_file_qf: bool = True, jpeg_quality: int = 95
+    engine: Engine, src: Path, dst: Path, *, overwrite: bool = False, use_file_qf: bool = True, jpeg_quality: int = 95,
+    strength_scale: float | None = None,
 ) -> ImageReport:
     """Restore image ``src`` into ``dst`` (written to a temporary name, renamed when complete).
 
     With an FBCNN model in blind mode and a JPEG input, the file's own QF (or the dominant QF of a
     double compression) controls the restoration when ``use_file_qf``; the blind prediction is
-    reported beside it.
+    reported beside it. ``strength_scale`` (``--strength``): None keeps the calibrated strength (full
+    strength where no profile applies); a number scales it, capped at 1
+    (:func:`vsjpegfix.weights.profile.scale_strength`); a near-clean file left as decoded stays so.
     """
     check_output(src, dst, overwrite=overwrite)
     if dst.suffix.lower() not in OUTPUT_KINDS:
@@ -265,6 +269,8 @@ def restore_image_file(
     if large:  # tiled by the engine (1024-pixel tiles) to bound memory
         engine.max_frame_pixels = LARGE_IMAGE_PIXELS
     strength, skipped = _near_clean(engine, loaded, control, use_file_qf)
+    if not skipped:
+        strength = scale_strength(strength, strength_scale)
     if strength is not None:
         report.extra["strength"] = round(strength, 3)
     try:
