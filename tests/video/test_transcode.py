@@ -22,6 +22,7 @@ from media import (
     assert_same_pictures,
     cropped_h264,
     decoded_frames,
+    frame_planes,
     frame_times,
     make_video,
     opts,
@@ -184,6 +185,26 @@ def test_auto_follows_the_qp_profile_on_hevc_with_varying_quantisers(tmp_path):
     assert len(set(qps)) > 1 and all(20 <= q <= 51 for q in qps)
     for entry in report.per_frame:
         assert entry["strength"] == pytest.approx(min(1.0, max(0.0, (entry["qp"] - 24) / 12)), abs=1e-3)
+
+
+def test_strength_scales_the_profile_or_is_the_strength_itself(tmp_path):
+    """--strength S: with a profile the applied strength is S times the profile's (capped at 1); without one, S."""
+    src = make_video(tmp_path / "in.mp4", frames=3, options={"x264-params": f"qp=30:{CONSTANT_QP}"})  # profile: 0.5
+    for scale, applied in ((None, 0.5), (0.5, 0.25), (1.0, 0.5), (1.5, 0.75), (2.0, 1.0)):
+        report = transcode(src, tmp_path / f"p{scale}.mkv", profiled(busy_model()), opts(codec="ffv1", strength=scale))
+        assert report.qf_mode == "profile" and report.strength_option == ("auto" if scale is None else scale)
+        assert [e["strength"] for e in report.per_frame] == [pytest.approx(applied)] * 3, scale
+    # without a profile (--qf blind): the number is the strength; the frames move that fraction of the way
+    outs = {}
+    for scale in (0.0, 0.5, 1.0):
+        out = tmp_path / f"b{scale}.mkv"
+        report = transcode(src, out, profiled(busy_model()), opts(codec="ffv1", qf="blind", strength=scale))
+        assert [e["strength"] for e in report.per_frame] == [scale] * 3
+        outs[scale] = np.stack([frame_planes(f)[0].astype(float) for f in decoded_frames(out)])  # luma
+    decoded = np.stack([frame_planes(f)[0].astype(float) for f in decoded_frames(src)])
+    assert np.array_equal(outs[0.0], decoded) and np.abs(outs[1.0] - decoded).max() > 20
+    inside = (outs[1.0] > 0) & (outs[1.0] < 255)  # where the full correction was not clamped
+    assert inside.mean() > 0.3 and np.abs(outs[0.5] - (decoded + outs[1.0]) / 2)[inside].max() <= 1.0
 
 
 def test_a_cropped_h264_stream_follows_its_quantisers(tmp_path):
