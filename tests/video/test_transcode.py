@@ -220,6 +220,32 @@ def test_a_cropped_h264_stream_follows_its_quantisers(tmp_path):
     assert len(decoded_frames(tmp_path / "out.mkv")) == 4
 
 
+def test_frames_whose_quantisers_cannot_be_read_are_restored_blind_with_one_warning(tmp_path, monkeypatch):
+    """Side data that cannot be read (here: the reading before the fix, PyAV's qp_map, which raises on a
+    cropped stream) leaves those frames to the model's own control, with one warning, never a crash."""
+    import vsjpegfix.quantisers.stream as stream
+
+    monkeypatch.setattr(stream, "macroblock_qps", lambda params, width, height, bits=8: params.qp_map())
+    src = cropped_h264(tmp_path / "crop.264")
+    report = transcode(src, tmp_path / "out.mkv", profiled(busy_model()), opts(codec="ffv1", qf="qp"))
+    assert report.frames == 4 and report.qf_mode == "profile"
+    assert [w for w in report.warnings if "quantiser" in w] == [
+        "4 frame(s) had no readable quantiser; their groups were restored with the model's own quality control"]
+    assert report.per_frame == []  # no QP, no profile strength: the model alone, at full strength
+    transcode(src, tmp_path / "blind.mkv", profiled(busy_model()), opts(codec="ffv1", qf="blind"))
+    assert_same_pictures(tmp_path / "blind.mkv", tmp_path / "out.mkv")  # restored exactly as --qf blind does
+
+
+def test_an_avi_whose_index_counts_a_dropped_frame_is_not_truncated(tmp_path, engine):
+    """AVI's frame count includes the empty chunk of a dropped frame: only MP4/MOV's sample count means truncation."""
+    src = make_video(tmp_path / "in.avi", frames=8, codec="mpeg4", audio=["libmp3lame"])
+    with av.open(str(src)) as c:
+        assert c.streams.video[0].frames == 9  # what the test is about: one more than there are pictures
+    report = transcode(src, tmp_path / "out.mkv", engine, opts(codec="ffv1"))
+    assert report.frames == len(decoded_frames(src)) == 8
+    assert_same_pictures(src, tmp_path / "out.mkv")
+
+
 def test_profile_is_not_used_without_quantisers_or_with_a_fixed_qf(tmp_path):
     src = make_video(tmp_path / "in.mkv", frames=3, codec="mpeg4")
     torch.manual_seed(0)

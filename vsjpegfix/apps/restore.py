@@ -176,7 +176,8 @@ def input_kind(src: Path, args: argparse.Namespace) -> str:
         return "video"
     try:
         with av.open(str(src)) as container:
-            codec = container.streams.video[0].codec_context.name if container.streams.video else None
+            ctx = container.streams.video[0].codec_context if container.streams.video else None
+            codec = ctx.name if ctx is not None else None
     except (av.FFmpegError, OSError, UnicodeDecodeError):
         codec = None  # the transcoder reports what is wrong with the file
     return "video-qp" if codec in QP_CODECS else "video"

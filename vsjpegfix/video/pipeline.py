@@ -134,7 +134,8 @@ class Pipeline:
         missing = 0
         video_packets = 0
         window = self.window
-        declared = int(video.frames or 0) if window is None else 0  # MP4/MOV: the sample count of the index
+        index_counts = window is None and container.format.name.startswith("mov,mp4")  # AVI's counts dropped frames too
+        declared = int(video.frames or 0) if index_counts else 0  # MP4/MOV: the sample count of the index
         audio = {i for i in copies if container.streams[i].type == "audio"}
         try:
             if window is not None:
