@@ -173,7 +173,7 @@ def _overall_bar(args: argparse.Namespace):
         try:
             with av.open(str(path)) as container:
                 frames = container.streams.video[0].frames if container.streams.video else 0
-        except (av.FFmpegError, OSError, IndexError):
+        except Exception:  # noqa: BLE001 - a file that cannot be counted: the total is unknown
             frames = 0
         known = known and frames > 0
         total += frames

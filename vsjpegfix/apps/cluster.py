@@ -5,7 +5,9 @@ from the model spec string and the engine options (so they pickle cheaply), and 
 with the same code as the local batch mode. The driver hands one file to each idle actor and the
 next one as each finishes (``ray.wait``), so a faster worker takes more files.
 
-Outputs follow the local batch rules (:mod:`vsjpegfix.frames.safe_write`): written under a temporary name beside
+The files and their outputs are planned as in the local mode (:func:`vsjpegfix.apps.batch.plan_batch`: raw
+streams into ``.mkv``, ignored files listed with the reason). Outputs follow the local batch rules
+(:mod:`vsjpegfix.frames.safe_write`): written under a temporary name beside
 the output and renamed when complete, finished outputs skipped on a rerun, stale temporaries removed.
 A worker that dies mid-file loses nothing: its temporary file is removed, the actor is replaced and
 the file is tried again on another actor, at most ``max_attempts`` times in all; a file whose
@@ -35,13 +37,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from vsjpegfix.apps.batch import (
-    BatchEntry,
-    Job,
-    ignored_entry,
-    plan_batch,
-    prepare_destination,
-)
+from vsjpegfix.apps.batch import BatchEntry, Job, ignored_entry, plan_batch, prepare_destination
 from vsjpegfix.apps.cluster_setup import MAX_ATTEMPTS, init_ray, worker_options
 from vsjpegfix.apps.errors import print_details
 from vsjpegfix.apps.cluster_workers import (
@@ -383,6 +379,9 @@ def run_from_args(args: argparse.Namespace, entries: list[BatchEntry], bar=None)
         import ray
     except ImportError:
         raise ValueError("--ray needs Ray: pip install 'vsjpegfix[cluster]'") from None
+    from vsjpegfix.apps.restore import parse_controls
+
+    parse_controls(args)  # --strength, --start, --duration as numbers for the workers
     address = None if args.ray in ("", "local") else args.ray
     started = init_ray(address)
     try:
