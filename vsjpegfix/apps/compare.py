@@ -17,7 +17,9 @@ from __future__ import annotations
 import argparse
 import bisect
 from dataclasses import dataclass, replace
+from fractions import Fraction
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -31,6 +33,11 @@ from vsjpegfix.apps.compare_picture import (
     render,
 )
 from vsjpegfix.apps.restore import Engines, add_engine_options, input_kind
+
+if TYPE_CHECKING:
+    from vsjpegfix.engine.core import Engine
+    from vsjpegfix.video.probe import OutputFormat
+    from vsjpegfix.video.report import TranscodeOptions
 
 SUFFIXES = {".png": ("PNG", {"optimize": True}), ".webp": ("WEBP", {"lossless": True})}
 CODEC_NAMES = {"h264": "H.264", "hevc": "HEVC slice"}  # whose QP the labels show
@@ -148,8 +155,6 @@ def rgb(pixels: np.ndarray) -> np.ndarray:
 def frame_times(src: Path) -> tuple[list[float], float]:
     """Start time (seconds from the first frame) of every frame in presentation order, and the
     video's end; from the packets' timestamps (nothing is decoded), else a constant rate."""
-    from fractions import Fraction
-
     from vsjpegfix.video.probe import open_input, video_stream
 
     with open_input(src) as container:
@@ -203,7 +208,9 @@ def video_shots(src: Path, out: Path | None, args: argparse.Namespace) -> list[S
     return shots
 
 
-def decode_input(src: Path, needed: list[int], engine, args: argparse.Namespace):
+def decode_input(
+    src: Path, needed: list[int], engine: Engine | None, args: argparse.Namespace
+) -> tuple[dict[int, Any], str, TranscodeOptions, OutputFormat | None, Fraction | None]:
     """Decode ``src`` up to the last needed frame, keeping the needed ones (with their quantisers)
     as the transcoder's decode stage prepares them; ``(frames by index, codec, quality options, output format, rate)``."""
     import av
@@ -255,11 +262,12 @@ def decode_input(src: Path, needed: list[int], engine, args: argparse.Namespace)
 class _Plain:
     """A decoded input frame kept for the picture only (OUTPUT given: nothing is restored)."""
 
-    frame: object
+    frame: Any  # av.VideoFrame
     qp: float | None
 
 
-def restore_frame(src: Path, decoded: dict, i: int, radius: int, count: int, engine, options, out_fmt, rate) -> tuple[np.ndarray, str, str]:
+def restore_frame(src: Path, decoded: dict[int, Any], i: int, radius: int, count: int, engine: Engine,
+                  options: TranscodeOptions, out_fmt: OutputFormat, rate: Fraction) -> tuple[np.ndarray, str, str]:
     """Frame ``i`` restored by the transcoder's restoration stage, fed frame ``i`` and its temporal
     neighbours (as many as a whole-file run gives it); ``(RGB pixels, model, strength label)``."""
     from vsjpegfix.video.pipeline import END, Pipeline

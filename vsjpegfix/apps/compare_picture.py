@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -72,7 +73,7 @@ def choose_crop(shots: list[Shot], crop: tuple[int, int, int | None, int | None]
     return int(x), int(y), w, h
 
 
-def _font():
+def _font() -> Any:
     from PIL import ImageFont
 
     try:
@@ -86,7 +87,7 @@ def labels(shot: Shot) -> tuple[list[str], list[str]]:
     return [f"input: {shot.where}", shot.quantiser], [f"restored: {shot.model}", shot.strength or "strength not known"]
 
 
-def render(shots: list[Shot], box: tuple[int, int, int, int], zoom: int):
+def render(shots: list[Shot], box: tuple[int, int, int, int], zoom: int) -> Any:
     """The picture (a Pillow RGB image): a row per shot, each half a label over the zoomed crop ``box`` (x, y, w, h)."""
     from PIL import Image, ImageDraw
 
