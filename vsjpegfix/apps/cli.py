@@ -1,4 +1,4 @@
-"""Command line: ``vsjpegfix INPUT OUTPUT``, ``vsjpegfix weights list|download``, ``vsjpegfix models``.
+"""Command line: ``vsjpegfix INPUT OUTPUT``, ``batch``, ``compare``, ``weights list|download``, ``models``.
 
 Every failure the user can cause ends with one line on stderr (``vsjpegfix: error: ...``) and a
 non-zero exit status, never a traceback: :func:`main` is the error boundary
@@ -66,8 +66,8 @@ def _restore_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="vsjpegfix",
         description="Remove JPEG/H.264/HEVC compression artifacts from a video or image with FBCNN, ARCNN or "
-        "Fast ARCNN. Other commands: 'vsjpegfix batch SRC DST', 'vsjpegfix weights list|download NAME', "
-        "'vsjpegfix models'.",
+        "Fast ARCNN. Other commands: 'vsjpegfix batch SRC DST', 'vsjpegfix compare INPUT [OUTPUT] -o PICTURE.png', "
+        "'vsjpegfix weights list|download NAME', 'vsjpegfix models'.",
         epilog=_VIDEO_NOTES,
         formatter_class=_HelpFormatter,
     )
@@ -277,7 +277,13 @@ def _cmd_models(argv: list[str]) -> int:
     return 0
 
 
-COMMANDS = {"weights": _cmd_weights, "models": _cmd_models, "batch": _cmd_batch}
+def _cmd_compare(argv: list[str]) -> int:
+    from vsjpegfix.apps.compare import main as compare_main
+
+    return compare_main(argv)
+
+
+COMMANDS = {"weights": _cmd_weights, "models": _cmd_models, "batch": _cmd_batch, "compare": _cmd_compare}
 
 
 def _terminate(signum, frame) -> None:  # noqa: ARG001
