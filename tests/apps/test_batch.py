@@ -270,3 +270,18 @@ def test_a_container_that_cannot_hold_the_codec_gets_mkv(tmp_path, weights, cli,
     # the default codec (libx264) fits .webm nowhere either, and .y4m neither: the same rule
     code = cli(["batch", str(src), str(tmp_path / "x264"), "--model", str(weights), "--quiet"])
     assert code == 0 and sorted(p.name for p in (tmp_path / "x264").iterdir()) == ["a.y4m.mkv", "b.webm.mkv", "c.mp4"]
+
+
+def test_two_inputs_planned_onto_one_output_the_second_fails_with_the_reason(tmp_path):
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    make_video(src / "x.264", frames=2, fmt="h264")  # planned into x.264.mkv ...
+    make_video(src / "x.264.mkv", frames=2)  # ... which is this file's own output name
+
+    def restore_one(s: Path, d: Path) -> dict:
+        d.write_bytes(s.read_bytes())
+        return {}
+
+    entries = run_batch(src, dst, restore_one, quiet=True)
+    assert [(Path(e.input).name, e.status) for e in entries] == [("x.264", "ok"), ("x.264.mkv", "failed")]
+    assert entries[1].reason == f"its output {dst / 'x.264.mkv'} is already the output of {src / 'x.264'}"
+    assert (dst / "x.264.mkv").read_bytes() == (src / "x.264").read_bytes()

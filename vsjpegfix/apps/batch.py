@@ -67,6 +67,7 @@ class Job:
     raw: bool = False  # a raw elementary stream (no container, no timestamps)
     notes: list[str] = field(default_factory=list)
     ignored: str = ""
+    clash: str = ""  # a video or image not restored: its output is already another input's (fails, with the reason)
 
 
 def summarize(entries: list[BatchEntry]) -> dict[str, int]:
@@ -136,7 +137,7 @@ def video_output(job: Job, out: Path, codec: str | None) -> Path:
 def plan_batch(src: Path, dst: Path, pattern: str | None, image_suffix: str | None, codec: str | None = None) -> Iterator[Job]:
     """Every file of ``src`` planned (see :class:`Job`): the same relative path under ``dst``; images
     get ``image_suffix`` (None keeps the input's extension); videos as :func:`video_output` says.
-    Two inputs planned onto the same output: the second is ignored, with the reason."""
+    Two inputs planned onto the same output: the second is not restored (``clash`` says why)."""
     taken: dict[Path, Path] = {}
     for path in find_files(src, pattern):
         job = classify(path)
@@ -150,23 +151,28 @@ def plan_batch(src: Path, dst: Path, pattern: str | None, image_suffix: str | No
         else:
             out = video_output(job, out, codec)
         key = Path(os.path.normcase(out))
+        job.output = out
         if key in taken:
-            job.ignored = f"its output {out} is already the output of {taken[key]}"
+            job.clash = f"its output {out} is already the output of {taken[key]}"
         else:
             taken[key] = path
-            job.output = out
         yield job
 
 
 def plan_outputs(src: Path, dst: Path, pattern: str | None, image_suffix: str | None) -> Iterator[tuple[Path, Path]]:
     """``(input, output)`` for every media file of ``src`` (:func:`plan_batch` without the ignored files)."""
     for job in plan_batch(src, dst, pattern, image_suffix):
-        if not job.ignored:
+        if not job.ignored and not job.clash:
             yield job.input, job.output
 
 
-def ignored_entry(job: Job) -> BatchEntry:
-    return BatchEntry(str(job.input), "", "ignored", job.ignored)
+def unrestored_entry(job: Job) -> BatchEntry | None:
+    """The entry of a planned file that is not restored (ignored, or its output clashes), else None."""
+    if job.ignored:
+        return BatchEntry(str(job.input), "", "ignored", job.ignored)
+    if job.clash:
+        return BatchEntry(str(job.input), str(job.output), "failed", job.clash, notes=job.notes)
+    return None
 
 
 def remove_stale_temporaries(dst: Path) -> list[Path]:
@@ -240,8 +246,9 @@ def run_batch(
     entries = [] if entries is None else entries
     debug = debug_requested() if debug is None else debug
     for job in plan_batch(src, dst, pattern, image_suffix, codec):
-        if job.ignored:
-            entries.append(ignored_entry(job))
+        entry = unrestored_entry(job)
+        if entry is not None:
+            entries.append(entry)
             continue
         path, out = job.input, job.output
         if out.exists() and not overwrite:

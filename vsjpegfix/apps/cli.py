@@ -117,10 +117,6 @@ def _write_json(path: Path | None, payload: dict) -> None:
         tmp.write_text(json.dumps(payload, indent=2, default=str), encoding="utf-8")
 
 
-def _one_line(exc: BaseException) -> str:
-    return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-
-
 def _cmd_restore(argv: list[str]) -> int:
     args = _restore_parser().parse_args(argv)
     from vsjpegfix.frames.safe_write import check_output

@@ -37,7 +37,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from vsjpegfix.apps.batch import BatchEntry, Job, ignored_entry, plan_batch, prepare_destination
+from vsjpegfix.apps.batch import BatchEntry, Job, plan_batch, prepare_destination, unrestored_entry
 from vsjpegfix.apps.cluster_setup import MAX_ATTEMPTS, init_ray, worker_options
 from vsjpegfix.apps.errors import print_details
 from vsjpegfix.apps.cluster_workers import (
@@ -99,8 +99,8 @@ def run_cluster(
     for job in plan_batch(src, dst, pattern, image_suffix, options.get("codec")):
         jobs.append((job.input, job.output))
         planned.append(job)
-        if job.ignored:
-            done[len(jobs) - 1] = ignored_entry(job)
+        if unrestored_entry(job) is not None:
+            done[len(jobs) - 1] = unrestored_entry(job)
             entries.append(done[len(jobs) - 1])
         elif job.output.exists() and not overwrite:
             done[len(jobs) - 1] = BatchEntry(str(job.input), str(job.output), "skipped", "output exists", notes=job.notes)

@@ -66,11 +66,10 @@ class RestoreWorker:
 
     def restore_segment(self, src: str, dst: str, segment) -> dict[str, Any]:
         """Restore one :class:`~vsjpegfix.video.segment_plan.Segment` of ``src`` into the temporary file ``dst``."""
-        from vsjpegfix.apps.restore import input_kind, transcode_options
-        from vsjpegfix.video.segment_restore import restore_segment
-
         from vsjpegfix.apps.errors import as_failure
+        from vsjpegfix.apps.restore import input_kind, transcode_options
         from vsjpegfix.video.segment_plan import SegmentMismatch
+        from vsjpegfix.video.segment_restore import restore_segment
 
         try:
             Path(dst).parent.mkdir(parents=True, exist_ok=True)

@@ -32,7 +32,7 @@ from vsjpegfix.apps.compare_picture import (
     parse_crop,
     render,
 )
-from vsjpegfix.apps.restore import Engines, add_engine_options, input_kind, parse_controls
+from vsjpegfix.apps.restore import Engines, add_engine_options, input_kind, strength_value
 
 if TYPE_CHECKING:
     from vsjpegfix.engine.core import Engine
@@ -75,7 +75,6 @@ def main(argv: list[str]) -> int:
     from vsjpegfix.frames.safe_write import atomic_output, check_output
 
     args = parser().parse_args(argv)
-    parse_controls(args)  # --strength (the engine options' own), as the restore command takes it
     src, out, picture = args.input, args.output, args.picture
     if picture.suffix.lower() not in SUFFIXES:
         raise ValueError(f"{picture}: the picture must be .png or .webp (lossless)")
@@ -123,7 +122,7 @@ def image_shot(src: Path, out: Path | None, args: argparse.Namespace) -> Shot:
     if engine is None:
         after, model, strength = read_image(out), given_output(out, args), ""
     else:
-        after, report = restore_loaded(engine, loaded, use_file_qf=str(args.qf).lower() != "blind", strength_scale=args.strength)
+        after, report = restore_loaded(engine, loaded, use_file_qf=str(args.qf).lower() != "blind", strength_scale=strength_value(args.strength))
         model, strength = engine.model_name, strength_label(report.extra.get("strength"), report.qf)
         if report.extra.get("skipped"):
             strength += " (near-clean: left as decoded)"
@@ -226,7 +225,7 @@ def decode_input(
     qf = str(args.qf).lower()
     options = TranscodeOptions(codec="ffv1", qf=qf if qf in ("qp", "blind") else "auto", progress=not quiet,
                                matrix={"709": "bt709", "601": "bt601", "2020": "bt2020"}.get(args.matrix or ""),
-                               strength=args.strength)
+                               strength=strength_value(args.strength))
     report = TranscodeReport(str(src), "", qf_mode=options.qf)
     out_fmt = rate = None
     keep, decoded, index = set(needed), {}, 0

@@ -60,7 +60,7 @@ def parse_seconds(value: object, option: str) -> float:
     sign = -1.0 if text.startswith("-") else 1.0
     parts = text.lstrip("+-").split(":")
     try:
-        if len(parts) > 3 or not all(parts) or any(float(p) < 0 for p in parts[:-1]):
+        if len(parts) > 3 or not all(parts) or any(float(p) < 0 for p in parts):
             raise ValueError
         total = 0.0
         for part in parts:
@@ -72,29 +72,39 @@ def parse_seconds(value: object, option: str) -> float:
     return sign * total
 
 
-def parse_controls(args: argparse.Namespace) -> None:
-    """Check and convert ``--strength``, ``--start`` and ``--duration`` in place (one-line ValueErrors):
-    ``strength`` None (auto) or 0..2, ``start`` >= 0 seconds, ``duration`` None or > 0 seconds."""
+def strength_value(value: object) -> float | None:
+    """``--strength`` as a number 0..2, or None for ``auto`` (ValueError with a one-line message otherwise)."""
     from vsjpegfix.weights.profile import MAX_STRENGTH_SCALE
 
-    strength = getattr(args, "strength", None)
-    if strength is not None and str(strength).strip().lower() != "auto":
-        try:
-            value = float(strength)
-        except ValueError:
-            value = math.nan
-        if not 0 <= value <= MAX_STRENGTH_SCALE:
-            raise ValueError(f"--strength must be 'auto' or a number 0..{MAX_STRENGTH_SCALE:g}, got {strength!r}")
-        args.strength = value
-    else:
-        args.strength = None
-    args.start = parse_seconds(getattr(args, "start", 0) or 0, "--start")
-    if args.start < 0:
-        raise ValueError(f"--start must be 0 or more seconds, got {args.start:g}")
+    if value is None or str(value).strip().lower() == "auto":
+        return None
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        number = math.nan
+    if not 0 <= number <= MAX_STRENGTH_SCALE:
+        raise ValueError(f"--strength must be 'auto' or a number 0..{MAX_STRENGTH_SCALE:g}, got {value!r}")
+    return number
+
+
+def window_values(args: argparse.Namespace) -> tuple[float, float | None]:
+    """``(start, duration)`` seconds of ``--start``/``--duration`` (ValueError with a one-line message
+    for a negative start, a duration not above 0, or text that is not a time)."""
+    start = parse_seconds(getattr(args, "start", 0) or 0, "--start")
+    if start < 0:
+        raise ValueError(f"--start must be 0 or more seconds, got {start:g}")
     duration = getattr(args, "duration", None)
-    args.duration = None if duration is None else parse_seconds(duration, "--duration")
-    if args.duration is not None and args.duration <= 0:
-        raise ValueError(f"--duration must be more than 0 seconds, got {args.duration:g}")
+    duration = None if duration is None else parse_seconds(duration, "--duration")
+    if duration is not None and duration <= 0:
+        raise ValueError(f"--duration must be more than 0 seconds, got {duration:g}")
+    return start, duration
+
+
+def parse_controls(args: argparse.Namespace) -> None:
+    """Check and convert ``--strength``, ``--start`` and ``--duration`` in place, before any file is read
+    (:func:`strength_value`, :func:`window_values`); converting again changes nothing."""
+    args.strength = strength_value(getattr(args, "strength", None))
+    args.start, args.duration = window_values(args)
 
 
 def build_engine(args: argparse.Namespace, kind: str = "video"):
@@ -138,9 +148,9 @@ def transcode_options(args: argparse.Namespace):
         matrix={"709": "bt709", "601": "bt601", "2020": "bt2020"}.get(args.matrix) if args.matrix else None,
         overwrite=args.overwrite,
         progress=not args.quiet,
-        strength=getattr(args, "strength", None),
-        start=getattr(args, "start", 0.0) or 0.0,
-        duration=getattr(args, "duration", None),
+        strength=strength_value(getattr(args, "strength", None)),
+        start=window_values(args)[0],
+        duration=window_values(args)[1],
     )
 
 
@@ -193,13 +203,13 @@ def restore_file(engines: Engines, src: Path, dst: Path, args: argparse.Namespac
     from vsjpegfix.video.transcode import transcode
 
     engine = engines(input_kind(src, args))
-    strength = getattr(args, "strength", None)
+    strength = strength_value(getattr(args, "strength", None))
     if is_image_path(src):
         if not is_image_path(dst):
             raise ValueError(f"{dst}: unsupported output extension {dst.suffix!r} for an image (use .png, .webp or .jpg)")
         if str(args.qf).lower() == "qp":
             raise ValueError("--qf qp needs H.264 or HEVC video; use auto or a number for images")
-        if restrict_window and (getattr(args, "start", 0) or getattr(args, "duration", None) is not None):
+        if restrict_window and window_values(args) != (0.0, None):
             raise ValueError(f"{src}: --start and --duration apply to video, not to an image")
         result = restore_image_file(engine, src, dst, overwrite=args.overwrite, use_file_qf=str(args.qf).lower() != "blind",
                                     strength_scale=strength)
