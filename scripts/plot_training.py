@@ -12,24 +12,15 @@ on H.264 clips (``val_qp``) go to separate panels. Needs matplotlib (``pip insta
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
+_REPO = Path(__file__).resolve().parent.parent
+if str(_REPO) not in sys.path:
+    sys.path.insert(0, str(_REPO))
 
-def read_curve(run: Path) -> tuple[str, list[int], list[float]]:
-    """``(panel, steps, gains)`` of the validation records in ``run/log.jsonl``."""
-    steps, gains, panel = [], [], ""
-    for line in (run / "log.jsonl").read_text(encoding="utf-8").splitlines():
-        rec = json.loads(line)
-        if "val_gain_db" not in rec:
-            continue
-        panel = f"H.264 QP {rec['val_qp']} clips, centre frame" if "val_qp" in rec else f"JPEG QF {rec['val_qf']}"
-        steps.append(int(rec["step"]))
-        gains.append(float(rec["val_gain_db"]))
-    if not steps:
-        raise SystemExit(f"error: no validation records in {run / 'log.jsonl'}")
-    return panel, steps, gains
+from vsjpegfix.training.checkpoints import validation_curve  # noqa: E402
+from vsjpegfix.training.errors import TrainingError  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -48,7 +39,10 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     curves: dict[str, list[tuple[str, list[int], list[float]]]] = {}
     for run in args.runs:
-        panel, steps, gains = read_curve(run)
+        try:
+            panel, steps, gains = validation_curve(run)
+        except TrainingError as exc:
+            raise SystemExit(f"error: {exc}") from None
         curves.setdefault(panel, []).append((run.name, steps, gains))
     fig, axes = plt.subplots(1, len(curves), figsize=(6.5 * len(curves), 4.5), squeeze=False)
     for ax, (panel, runs) in zip(axes[0], sorted(curves.items())):

@@ -278,3 +278,34 @@ def random_model(frames: int = 1) -> torch.nn.Module:
 
 def no_temporaries(root: Path) -> bool:
     return not [p for p in root.rglob("*") if is_temporary(p.name)]
+
+
+def cropped_h264(path: Path, crop: str = "crop_right=24:crop_bottom=16", size: tuple[int, int] = (64, 64), qp: int = 30) -> Path:
+    """A raw H.264 stream whose SPS crops more than the padding to the macroblock grid (as openh264's
+    CVFC1_Sony_C.jsv does): by default coded 64x64 (16 macroblocks), decoded 40x48 (the grid of that size has 9).
+    FFmpeg's h264_metadata bitstream filter rewrites the SPS of a libx264 stream; four frames of noise at a constant ``qp``."""
+    import io
+
+    import av.bitstream
+
+    full = io.BytesIO()
+    with av.open(full, "w", format="h264") as out:
+        s = out.add_stream("libx264", rate=25)
+        s.width, s.height, s.pix_fmt = *size, "yuv420p"
+        s.codec_context.options = {"x264-params": f"qp={qp}:aq-mode=0:bframes=0"}
+        rng = np.random.default_rng(1)
+        for i in range(4):
+            frame = av.VideoFrame.from_ndarray(rng.integers(0, 255, (size[1], size[0], 3), dtype=np.uint8), format="rgb24")
+            frame.pts = i
+            out.mux(s.encode(frame.reformat(format="yuv420p")))
+        out.mux(s.encode())
+    full.seek(0)
+    with av.open(full, format="h264") as c, av.open(str(path), "w", format="h264") as out:
+        s = c.streams.video[0]
+        bsf = av.bitstream.BitStreamFilterContext(f"h264_metadata={crop}", s)
+        o = out.add_stream_from_template(s)
+        for p in [*c.demux(s), None]:
+            for q in bsf.filter(p):
+                q.stream = o
+                out.mux(q)
+    return path

@@ -142,6 +142,13 @@ def test_modules_are_small(path):
     assert lines <= MAX_MODULE_LINES, f"{path.relative_to(PACKAGE.parent)} has {lines} lines (at most {MAX_MODULE_LINES})"
 
 
+@pytest.mark.parametrize("path", sorted(SCRIPTS.glob("*.py")), ids=lambda p: p.name)
+def test_scripts_are_thin(path):
+    """``scripts/*.py`` parse options and print; the work lives in the package (mostly ``vsjpegfix/training``)."""
+    lines = len(path.read_text(encoding="utf-8").splitlines())
+    assert lines <= MAX_SCRIPT_LINES, f"scripts/{path.name} has {lines} lines (at most {MAX_SCRIPT_LINES})"
+
+
 def test_the_runtime_never_imports_training_code():
     runtime = ("engine", "frames", "video", "apps", "vapoursynth", "weights", "models", "quantisers")
     wrong = [f"{n} -> {t}" for n, ts in graph().items() if layer(n) in runtime for t in ts if layer(t) == "training"]

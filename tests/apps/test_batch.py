@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from fractions import Fraction
 from pathlib import Path
 
 import av
@@ -68,14 +69,14 @@ def test_a_failing_file_does_not_stop_the_others(tmp_path):
 
     def restore_one(s: Path, d: Path) -> dict:
         if s.name == "1.mp4":
-            raise RuntimeError("broken file\nsecond line")
+            raise ValueError("broken file\nsecond line")
         d.write_bytes(b"restored")
         return {"frames": 1}
 
     entries = run_batch(src, dst, restore_one, quiet=True)
     assert [(Path(e.input).name, e.status, e.reason) for e in entries] == [
         ("1.mp4", "failed", "broken file"), ("2.mp4", "ok", ""), ("3.mp4", "skipped", "output exists")]
-    assert summarize(entries) == {"ok": 1, "skipped": 1, "failed": 1}
+    assert summarize(entries) == {"ok": 1, "skipped": 1, "failed": 1, "ignored": 0}
     assert not stale.exists() and (dst / "2.mp4").read_bytes() == b"restored"
     assert (dst / "sub" / "3.mp4").read_bytes() == b"finished before"
     assert entries[1].as_dict()["details"] == {"frames": 1}
@@ -133,8 +134,9 @@ def test_batch_command_layout_summary_json_and_rerun(tmp_path, weights, cli, cap
         assert frame_count(dst / rel) == n, rel
     assert (dst / "sub" / "still.png").is_file() and not (dst / "readme.txt").exists()
     data = json.loads(report.read_text())
-    assert data["summary"] == {"ok": 4, "skipped": 0, "failed": 1} and data["interrupted"] is False
+    assert data["summary"] == {"ok": 4, "skipped": 0, "failed": 1, "ignored": 1} and data["interrupted"] is False
     by_name = {Path(f["input"]).name: f for f in data["files"]}
+    assert by_name["readme.txt"]["status"] == "ignored" and "not video or image" in by_name["readme.txt"]["reason"]
     assert by_name["broken.mp4"]["status"] == "failed" and "not a readable media file" in by_name["broken.mp4"]["reason"]
     assert by_name["a.mp4"]["details"]["copied_streams"][0]["codec"] == "aac"
     assert not [p for p in dst.rglob("*") if p.name.startswith(".")]
@@ -142,13 +144,13 @@ def test_batch_command_layout_summary_json_and_rerun(tmp_path, weights, cli, cap
     code = cli(["batch", str(src), str(dst), "--model", str(weights), "--json", str(report), "--quiet"])
     capsys.readouterr()
     assert code == 1
-    assert json.loads(report.read_text())["summary"] == {"ok": 0, "skipped": 4, "failed": 1}
+    assert json.loads(report.read_text())["summary"] == {"ok": 0, "skipped": 4, "failed": 1, "ignored": 1}
     # --glob picks files by name or relative path; --overwrite redoes them
     code = cli(["batch", str(src), str(dst), "--model", str(weights), "--glob", "*.mkv", "--overwrite", "--json", str(report)])
     assert code == 0
     files = json.loads(report.read_text())["files"]
     assert [(Path(f["input"]).name, f["status"]) for f in files] == [("b.mkv", "ok")]
-    assert "1 restored, 0 skipped, 0 failed" in capsys.readouterr().err
+    assert "1 restored, 0 skipped, 0 failed, ignored: 0 (not video or image)" in capsys.readouterr().err
 
 
 def test_batch_command_errors(tmp_path, weights, cli, capsys):
@@ -201,3 +203,85 @@ def test_batch_killed_then_resumed(tmp_path, weights, cli, capsys):
     for name, n in counts.items():
         with av.open(str(dst / name)) as c:  # every output decodes to the end, with every frame
             assert len(list(c.decode(video=0))) == n
+
+
+# ---------------------------------------------------------------------------- what a batch recognises
+
+
+def test_batch_finds_every_video_and_lists_what_it_ignores(tmp_path, weights, cli, capsys):
+    """Raw elementary streams and videos with unknown extensions are restored; the rest is listed with a reason."""
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    make_video(src / "a" / "delayed_start.mp4", frames=4, pts=[5, 6, 7, 8])
+    make_video(src / "clip.264", frames=6, fmt="h264")  # no container, no timestamps
+    make_video(src / "old.m2v", frames=5, codec="mpeg2video", fmt="mpeg2video")
+    make_video(src / "mystery.video", frames=3, fmt="mp4")  # a video by its content only
+    (src / "notes.txt").write_text("not a video")
+    Image.fromarray(np.zeros((16, 16, 3), np.uint8)).save(src / "photo.dat", format="JPEG")
+    with av.open(str(src / "song.wav"), "w") as c:
+        a = c.add_stream("pcm_s16le", rate=8000)
+        a.layout = "mono"
+        frame = av.AudioFrame.from_ndarray(np.zeros((1, 800), np.int16), format="s16", layout="mono")
+        frame.sample_rate, frame.pts = 8000, 0
+        c.mux(a.encode(frame))
+        c.mux(a.encode())
+    report = tmp_path / "r.json"
+    code = cli(["batch", str(src), str(dst), "--model", str(weights), "--codec", "ffv1", "--json", str(report)])
+    err = capsys.readouterr().err
+    assert code == 0, err
+    assert "4 restored, 0 skipped, 0 failed, ignored: 3 (not video or image)" in err and "Traceback" not in err
+    files = {Path(f["input"]).name: f for f in json.loads(report.read_text())["files"]}
+    assert json.loads(report.read_text())["summary"] == {"ok": 4, "skipped": 0, "failed": 0, "ignored": 3}
+    assert {n: f["status"] for n, f in files.items()} == {
+        "delayed_start.mp4": "ok", "clip.264": "ok", "old.m2v": "ok", "mystery.video": "ok",
+        "notes.txt": "ignored", "photo.dat": "ignored", "song.wav": "ignored"}
+    for name in ("notes.txt", "photo.dat", "song.wav"):
+        assert f"ignored: {src / name}: " in err and files[name]["reason"]
+    assert "still image" in files["photo.dat"]["reason"] and "audio" in files["song.wav"]["reason"]
+    # raw streams and an extension no muxer knows: NAME.EXT.mkv beside the layout, said in the notes
+    assert frame_count(dst / "clip.264.mkv") == 6 and frame_count(dst / "old.m2v.mkv") == 5
+    assert frame_count(dst / "mystery.video.mkv") == 3 and frame_count(dst / "a" / "delayed_start.mp4") == 4
+    assert "raw elementary stream" in files["clip.264"]["notes"][0] and files["clip.264"]["output"].endswith("clip.264.mkv")
+    assert any("content" in n for n in files["mystery.video"]["notes"])
+    assert files["delayed_start.mp4"]["notes"] == []
+    with av.open(str(dst / "clip.264.mkv")) as c:  # frames at a constant 25 fps from 0
+        assert [f.pts * f.time_base for f in c.decode(video=0)] == [Fraction(i, 25) for i in range(6)]
+    assert sorted(p.name for p in dst.iterdir()) == ["a", "clip.264.mkv", "mystery.video.mkv", "old.m2v.mkv"]
+    # a rerun finds the finished outputs under their planned names
+    assert cli(["batch", str(src), str(dst), "--model", str(weights), "--codec", "ffv1", "--json", str(report), "--quiet"]) == 0
+    assert json.loads(report.read_text())["summary"] == {"ok": 0, "skipped": 4, "failed": 0, "ignored": 3}
+
+
+def test_a_container_that_cannot_hold_the_codec_gets_mkv(tmp_path, weights, cli, capsys):
+    """--codec ffv1 over .y4m and .webm inputs: written as NAME.EXT.mkv (reported), not failed; .mp4 holds ffv1."""
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    make_video(src / "a.y4m", frames=3, codec="rawvideo", fmt="yuv4mpegpipe")
+    make_video(src / "b.webm", frames=3, codec="libvpx-vp9")
+    make_video(src / "c.mp4", frames=3)
+    code = cli(["batch", str(src), str(dst), "--model", str(weights), "--codec", "ffv1", "--json", str(tmp_path / "r.json")])
+    err = capsys.readouterr().err
+    assert code == 0 and "3 restored, 0 skipped, 0 failed" in err, err
+    assert sorted(p.name for p in dst.iterdir()) == ["a.y4m.mkv", "b.webm.mkv", "c.mp4"]
+    files = {Path(f["input"]).name: f for f in json.loads((tmp_path / "r.json").read_text())["files"]}
+    assert files["b.webm"]["notes"] == ["a .webm file cannot hold ffv1 video: written to b.webm.mkv"]
+    assert "note: " in err and "b.webm.mkv" in err
+    for name in ("a.y4m.mkv", "b.webm.mkv", "c.mp4"):
+        with av.open(str(dst / name)) as c:
+            assert c.streams.video[0].codec_context.name == "ffv1" and len(list(c.decode(video=0))) == 3
+    # the default codec (libx264) fits .webm nowhere either, and .y4m neither: the same rule
+    code = cli(["batch", str(src), str(tmp_path / "x264"), "--model", str(weights), "--quiet"])
+    assert code == 0 and sorted(p.name for p in (tmp_path / "x264").iterdir()) == ["a.y4m.mkv", "b.webm.mkv", "c.mp4"]
+
+
+def test_two_inputs_planned_onto_one_output_the_second_fails_with_the_reason(tmp_path):
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    make_video(src / "x.264", frames=2, fmt="h264")  # planned into x.264.mkv ...
+    make_video(src / "x.264.mkv", frames=2)  # ... which is this file's own output name
+
+    def restore_one(s: Path, d: Path) -> dict:
+        d.write_bytes(s.read_bytes())
+        return {}
+
+    entries = run_batch(src, dst, restore_one, quiet=True)
+    assert [(Path(e.input).name, e.status) for e in entries] == [("x.264", "ok"), ("x.264.mkv", "failed")]
+    assert entries[1].reason == f"its output {dst / 'x.264.mkv'} is already the output of {src / 'x.264'}"
+    assert (dst / "x.264.mkv").read_bytes() == (src / "x.264").read_bytes()

@@ -244,3 +244,57 @@ def test_signal_stops_cleanly(tmp_path, weights, sig):
     assert proc.returncode == 130, err
     assert "Traceback" not in err and err.strip().splitlines() == ["vsjpegfix: error: interrupted"]
     assert list(out_dir.iterdir()) == []  # no output, no temporary file
+
+
+def test_a_raw_h264_stream_restores_into_raw_h264_or_matroska(tmp_path, weights, cli, capsys):
+    """The single-file command on a raw .264 (no container, no timestamps): a .264 or an .mkv output."""
+    from fractions import Fraction
+
+    src = make_video(tmp_path / "in.264", frames=6, fmt="h264")
+    assert cli([str(src), str(tmp_path / "out.mkv"), "--model", str(weights), "--codec", "ffv1", "--quiet"]) == 0
+    assert_same_pictures(src, tmp_path / "out.mkv")
+    with av.open(str(tmp_path / "out.mkv")) as c:
+        assert [f.pts * f.time_base for f in c.decode(video=0)] == [Fraction(i, 25) for i in range(6)]
+    assert cli([str(src), str(tmp_path / "out.264"), "--model", str(weights), "--quiet"]) == 0
+    with av.open(str(tmp_path / "out.264")) as c:
+        assert c.format.name == "h264" and len(list(c.decode(video=0))) == 6
+    # a raw stream cannot hold another codec: one line, nothing written
+    code = cli([str(src), str(tmp_path / "x.264"), "--model", str(weights), "--codec", "ffv1", "--quiet"])
+    one_line_error(capsys, code, "x.264")
+    assert not (tmp_path / "x.264").exists() and not [p for p in tmp_path.iterdir() if ".part" in p.name]
+
+
+def test_strength_start_and_duration_options(tmp_path, weights, cli, capsys):
+    """--strength, --start, --duration: in --help with defaults, in the JSON report, one-line errors when wrong."""
+    import json
+
+    src = make_video(tmp_path / "in.mp4", frames=25, audio=["aac"])
+    report = tmp_path / "r.json"
+    code = cli([str(src), str(tmp_path / "o.mkv"), "--model", str(weights), "--quiet", "--strength", "0.25",
+                "--start", "0:00.2", "--duration", "0.4", "--json", str(report)])
+    assert code == 0, capsys.readouterr().err
+    entry = json.loads(report.read_text())["files"][0]
+    assert entry["frames"] == 10 and entry["strength_option"] == 0.25
+    assert {e["strength"] for e in entry["per_frame"]} == {0.25}
+    assert entry["window"]["start"] == 0.2 and entry["window"]["duration"] == 0.4 and entry["window"]["cut_seconds"] == pytest.approx(0.2)
+    cases = [
+        (["--strength", "strong"], "--strength must be 'auto' or a number 0..2"),
+        (["--strength", "3"], "--strength must be 'auto' or a number 0..2"),
+        (["--start", "-1"], "--start must be 0 or more"),
+        (["--start", "ten"], "--start takes seconds"),
+        (["--duration", "0"], "--duration must be more than 0"),
+        (["--start", "5"], "beyond the end of the file"),
+    ]
+    for extra, pattern in cases:
+        code = cli([str(src), str(tmp_path / "bad.mkv"), "--model", str(weights), "--quiet", *extra])
+        one_line_error(capsys, code, pattern)
+    assert not (tmp_path / "bad.mkv").exists() and not [p for p in tmp_path.iterdir() if ".part" in p.name]
+    image = tmp_path / "still.png"
+    Image.fromarray(np.full((16, 16, 3), 100, np.uint8)).save(image)
+    one_line_error(capsys, cli([str(image), str(tmp_path / "s.png"), "--model", str(weights), "--start", "1"]), "apply to video")
+    from vsjpegfix.apps.cli import _batch_parser, _restore_parser
+
+    for parser in (_restore_parser(), _batch_parser()):
+        text = " ".join(parser.format_help().split())
+        assert "--strength S" in text and "(default: auto)" in text and "--start T" in text and "(default: 0, the start)" in text
+        assert "--duration T" in text and "(default: to the end)" in text and "--debug" in text

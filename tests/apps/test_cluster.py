@@ -125,21 +125,28 @@ def test_same_outputs_and_report_as_the_local_batch(tmp_path, cluster, weights, 
     make_video(src / "a.mp4", frames=4, audio=["aac"])
     make_video(src / "sub" / "b.mkv", frames=5, size=(48, 32))
     make_video(src / "sub" / "c.mp4", frames=3)
+    make_video(src / "sub" / "raw.264", frames=4, fmt="h264")  # planned into raw.264.mkv, as the local mode does
     Image.fromarray(np.full((32, 48, 3), 128, np.uint8)).save(src / "sub" / "still.png")
     (src / "broken.mp4").write_text("this is not a video")
-    common = ["--model", str(weights), "--codec", "ffv1", "--device", "cpu", "--quiet"]
+    (src / "readme.txt").write_text("ignored, with the reason")
+    # --strength and --duration reach the workers: per-frame strengths, 3 frames of each video
+    common = ["--model", str(weights), "--codec", "ffv1", "--device", "cpu", "--quiet", "--strength", "0.5", "--duration", "0.12"]
     assert cli(["batch", str(src), str(tmp_path / "local"), *common, "--json", str(tmp_path / "local.json")]) == 1
     started = time.perf_counter()
     code = cli(["batch", str(src), str(tmp_path / "ray"), *common, "--ray", "--ray-workers", "2", "--json", str(tmp_path / "ray.json")])
     took = time.perf_counter() - started
     err = capsys.readouterr().err
-    assert code == 1 and "Traceback" not in err and "3 restored" not in err and "4 restored, 0 skipped, 1 failed" in err, err
+    assert code == 1 and "Traceback" not in err and "4 restored" not in err and "5 restored, 0 skipped, 1 failed, ignored: 1" in err, err
     local, remote = (json.loads((tmp_path / f"{k}.json").read_text()) for k in ("local", "ray"))
-    assert local["summary"] == remote["summary"] == {"ok": 4, "skipped": 0, "failed": 1}
-    assert [(Path(f["input"]).name, f["status"]) for f in local["files"]] == [(Path(f["input"]).name, f["status"]) for f in remote["files"]]
+    assert local["summary"] == remote["summary"] == {"ok": 5, "skipped": 0, "failed": 1, "ignored": 1}
+    assert [(Path(f["input"]).name, f["status"], Path(f["output"]).name, f["notes"]) for f in local["files"]] == [
+        (Path(f["input"]).name, f["status"], Path(f["output"]).name, f["notes"]) for f in remote["files"]]
+    assert (tmp_path / "ray" / "sub" / "raw.264.mkv").is_file()
     workers = set()
     for lf, rf in zip(local["files"], remote["files"]):
         assert rf["reason"] == lf["reason"]
+        if lf["status"] == "ignored":
+            continue
         assert rf["attempts"] == 1 and rf["worker"]["node_ip"] == "127.0.0.1"
         workers.add(rf["worker"]["actor_id"])
         if lf["status"] != "ok":
@@ -147,6 +154,8 @@ def test_same_outputs_and_report_as_the_local_batch(tmp_path, cluster, weights, 
         varying = {"seconds", "fps", "input", "output"}
         assert {k: v for k, v in rf["details"].items() if k not in varying} == {k: v for k, v in lf["details"].items() if k not in varying}
         rel = Path(lf["output"]).relative_to(tmp_path / "local")
+        if lf["details"]["kind"] == "video":
+            assert lf["details"]["frames"] == 3 and {e["strength"] for e in lf["details"]["per_frame"]} == {0.5}
         if rel.suffix == ".png":
             assert np.array_equal(np.asarray(Image.open(tmp_path / "local" / rel)), np.asarray(Image.open(tmp_path / "ray" / rel)))
         else:
@@ -156,7 +165,7 @@ def test_same_outputs_and_report_as_the_local_batch(tmp_path, cluster, weights, 
     assert no_temporaries(tmp_path / "ray")
     # a rerun skips everything finished, as the local mode does
     assert cli(["batch", str(src), str(tmp_path / "ray"), *common, "--ray", "--ray-workers", "2", "--json", str(tmp_path / "ray.json")]) == 1
-    assert json.loads((tmp_path / "ray.json").read_text())["summary"] == {"ok": 0, "skipped": 4, "failed": 1}
+    assert json.loads((tmp_path / "ray.json").read_text())["summary"] == {"ok": 0, "skipped": 5, "failed": 1, "ignored": 1}
 
 
 def test_a_worker_killed_mid_file_is_replaced_and_the_file_redone(tmp_path, cluster, weights):

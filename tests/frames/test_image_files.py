@@ -543,3 +543,26 @@ def test_a_calibrated_profile_sets_the_strength_from_the_file_qf(tmp_path):
         assert bool(np.abs(out - decoded).max() == 0) is (strength == 0.0)
     blind = restore_image_file(engine, tmp_path / "q95.jpg", tmp_path / "blind.png", use_file_qf=False)
     assert "skipped" not in blind.extra and "strength" not in blind.extra
+
+
+def test_strength_scales_the_jpeg_profile_and_is_the_strength_without_one(tmp_path):
+    """--strength on images: S times the profile's strength at the file QF (capped at 1); near-clean files stay as
+    decoded; without a profile (a PNG) S itself."""
+    from vsjpegfix.weights.profile import QualityProfile
+
+    engine = Engine(FBCNN(nc=(8, 8, 8, 8), nb=1).eval(), device="cpu")
+    engine.quality_profile = QualityProfile(jpeg_qf=((50.0, 1.0), (80.0, 0.5), (90.0, 0.0)))
+    img = data.astronaut()[:64, :96]
+    Image.fromarray(img).save(tmp_path / "q80.jpg", quality=80)
+    Image.fromarray(img).save(tmp_path / "q95.jpg", quality=95)
+    Image.fromarray(img).save(tmp_path / "clean.png")
+    for name, scale, applied in (("q80", 0.5, 0.25), ("q80", 2.0, 1.0), ("q95", 2.0, 0.0), ("clean", 0.5, 0.5), ("clean", 0.0, 0.0)):
+        src = tmp_path / (f"{name}.png" if name == "clean" else f"{name}.jpg")
+        out = tmp_path / f"{name}-{scale}.png"
+        report = restore_image_file(engine, src, out, strength_scale=scale)
+        assert report.extra["strength"] == applied, (name, scale)
+        decoded = np.asarray(Image.open(src)).astype(float)
+        got = np.asarray(Image.open(out)).astype(float)
+        full, _ = restore_array(engine, decoded.astype(np.uint8), qf=80 if name == "q80" else None)
+        assert np.abs(got - (decoded + (full - decoded) * applied)).max() <= 1.0, (name, scale)
+        assert ("skipped" in report.extra) is (name == "q95")

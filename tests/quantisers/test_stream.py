@@ -84,3 +84,64 @@ def test_stream_qp_refuses_a_codec_without_quantisers(tmp_path):
         s = out.add_stream("mpeg4", rate=25)
         with pytest.raises(ValueError, match="mpeg4"):
             StreamQp(s)
+
+
+def test_cropped_h264_reads_by_block_positions(tmp_path):
+    """The blocks carry their own positions: frame cropping beyond the grid's padding reads like any stream."""
+    import av
+
+    from media import cropped_h264
+
+    from vsjpegfix.quantisers.stream import StreamQp, frame_qp, macroblock_qps
+
+    path = cropped_h264(tmp_path / "crop.264", qp=30)
+    with av.open(str(path)) as c:
+        stream = c.streams.video[0]
+        reader = StreamQp(stream)
+        frames = list(c.decode(stream))
+        qps = [reader.frame(f) for f in frames]
+        params = frames[0].side_data.get("VIDEO_ENC_PARAMS")
+        assert (frames[0].width, frames[0].height) == (40, 48) and params.nb_blocks == 16
+        with pytest.raises(RuntimeError, match="match number of blocks"):
+            params.qp_map()  # PyAV's map: what the transcoder crashed on before
+        blocks = macroblock_qps(params, frames[0].width, frames[0].height)
+        assert frame_qp(frames[0]) == pytest.approx(np.mean(blocks.qp))
+    assert reader.missing == 0 and len(qps) == 4
+    # --qf qp 30, no adaptive quantisation: I frames 30 - 6*log2(1.4)/... rounded; every block the same QP
+    assert all(q is not None and 25 <= q <= 32 for q in qps), qps
+    # clipped to the 40x48 picture: the blocks of column 48 and row 48 of the 64x64 grid are left out
+    assert len(blocks) == 9
+    assert blocks.x.min() == 0 and (blocks.x + blocks.w).max() == 40 and (blocks.y + blocks.h).max() == 48
+    assert sorted(set(blocks.w.tolist())) == [8, 16] and set(blocks.h.tolist()) == {16}
+    assert np.all(blocks.qp == blocks.qp[0])
+
+
+def test_macroblock_qps_of_an_uncropped_frame_match_pyav_map(tmp_path):
+    """The ordinary case (1088 coded rows shown as 1080, here 48 as 44): every block, the mean PyAV's map gives."""
+    import av
+
+    from vsjpegfix.quantisers.stream import frame_qp, macroblock_qps
+
+    path = tmp_path / "v.mp4"
+    with av.open(str(path), "w") as out:
+        s = out.add_stream("libx264", rate=25)
+        s.width, s.height, s.pix_fmt = 64, 44, "yuv420p"
+        s.codec_context.options = {"x264-params": "crf=26"}  # adaptive quantisation: block QPs differ
+        rng = np.random.default_rng(2)
+        for i in range(2):
+            img = np.full((44, 64, 3), 120, np.uint8)  # flat left half, noisy right half
+            img[:, 32:] = rng.integers(0, 255, (44, 32, 3), dtype=np.uint8)
+            frame = av.VideoFrame.from_ndarray(img, format="rgb24")
+            frame.pts = i
+            out.mux(s.encode(frame.reformat(format="yuv420p")))
+        out.mux(s.encode())
+    with av.open(str(path)) as c:
+        stream = c.streams.video[0]
+        stream.codec_context.options = {"export_side_data": "venc_params"}
+        for frame in c.decode(stream):
+            params = frame.side_data.get("VIDEO_ENC_PARAMS")
+            blocks = macroblock_qps(params, frame.width, frame.height)
+            assert len(blocks) == params.nb_blocks == 12
+            assert frame_qp(frame) == pytest.approx(float(np.mean(params.qp_map())))
+            assert (blocks.y + blocks.h).max() == 44  # the last row clipped to the picture
+            assert len(set(blocks.qp.tolist())) > 1

@@ -1,6 +1,5 @@
 """scripts/bench.py: a tiny real run as a subprocess, and its FLOP counting."""
 
-import importlib.util
 import json
 import os
 import subprocess
@@ -8,6 +7,9 @@ import sys
 from pathlib import Path
 
 import pytest
+
+from vsjpegfix.training import bench_flops
+from vsjpegfix.training.bench_engine import parse_resolution
 
 REPO = Path(__file__).resolve().parents[2]
 SCRIPT = REPO / "scripts" / "bench.py"
@@ -26,15 +28,6 @@ def fastarcnn_macs(width: int, height: int, channels: int = 3) -> int:
     expand = half * 32 * 64
     reconstruct = half * 64 * channels * 9 * 9
     return features + shrink + enhance + expand + reconstruct
-
-
-@pytest.fixture(scope="module")
-def bench_module():
-    spec = importlib.util.spec_from_file_location("bench_script", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up while the file executes
-    spec.loader.exec_module(module)
-    return module
 
 
 def test_tiny_run_json(tmp_path):
@@ -66,20 +59,20 @@ def test_tiny_run_json(tmp_path):
     assert "| fastarcnn | 64x48 | 85,575 | 0.1311 |" in proc.stdout
 
 
-def test_flop_counter_matches_analytic(bench_module):
+def test_flop_counter_matches_analytic():
     """FlopCounterMode on meta equals the analytic count, padding included (sizes not multiples of 8)."""
     for name in ("fbcnn", "fbcnn-s", "arcnn", "fastarcnn"):
-        spec = bench_module.resolve_model_spec(name) if name != "fbcnn-s" else bench_module.ModelSpec(
-            name, "fbcnn", dict(bench_module.FBCNN_S_DEFAULT), "test"
+        spec = bench_flops.resolve_model_spec(name) if name != "fbcnn-s" else bench_flops.ModelSpec(
+            name, "fbcnn", dict(bench_flops.FBCNN_S_DEFAULT), "test"
         )
-        model = bench_module.build_meta(spec)
-        counted = bench_module.counted_call_flops(model, 70, 38)
-        assert counted == bench_module.analytic_call_flops(spec.arch, model.config, 70, 38), name
-    assert bench_module.analytic_call_flops("fastarcnn", {}, 64, 48) == 2 * fastarcnn_macs(64, 48)
+        model = bench_flops.build_meta(spec)
+        counted = bench_flops.counted_call_flops(model, 70, 38)
+        assert counted == bench_flops.analytic_call_flops(spec.arch, model.config, 70, 38), name
+    assert bench_flops.analytic_call_flops("fastarcnn", {}, 64, 48) == 2 * fastarcnn_macs(64, 48)
 
 
-def test_resolution_parsing(bench_module):
-    assert bench_module.parse_resolution("480p") == ("480p", 854, 480)
-    assert bench_module.parse_resolution("64x48") == ("64x48", 64, 48)
+def test_resolution_parsing():
+    assert parse_resolution("480p") == ("480p", 854, 480)
+    assert parse_resolution("64x48") == ("64x48", 64, 48)
     with pytest.raises(Exception):
-        bench_module.parse_resolution("65x48")  # 4:2:0 needs even sizes
+        parse_resolution("65x48")  # 4:2:0 needs even sizes

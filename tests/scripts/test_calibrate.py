@@ -70,17 +70,8 @@ def test_calibrates_and_writes_the_profile(tmp_path):
     assert "quality_profile" not in written["fbcnn-s"]
 
 
-def _calibrate_module():
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("calibrate_script", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_near_clean_video_points_that_gain_too_little_are_switched_off(tmp_path):
-    cal = _calibrate_module()
+    from vsjpegfix.training import calibration as cal
 
     def row(qp, s, gain):
         return {"nominal_qp": qp, "mean_qp": qp + 1.3, "control_qf": None, "strength": s, "gain_db": gain}

@@ -16,6 +16,8 @@ import pytest
 import torch
 
 from vsjpegfix.models import FBCNN, FastARCNN, make_temporal
+from vsjpegfix.training.evaluation.entries import VIDEO_FMT, ModelEntry
+from vsjpegfix.training.evaluation.video_tables import temporal_stats, tmad
 from vsjpegfix.weights.store import save_weights
 
 SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "evaluate.py"
@@ -193,13 +195,13 @@ def test_pair_arguments(evaluate):
     assert args.pair == [("fast", "fast3")] and args.tables == ["gray", "video"]
 
 
-def test_temporal_model_gets_real_neighbours(evaluate):
+def test_temporal_model_gets_real_neighbours():
     from vsjpegfix.engine.core import Engine
     from vsjpegfix.engine.temporal import window_indices
 
     torch.manual_seed(1)
     model = _temporal(FastARCNN(), 3)
-    entry = evaluate.ModelEntry("t3", "t3", Engine(model, device="cpu"), "FastARCNN", 0, batch=2)
+    entry = ModelEntry("t3", "t3", Engine(model, device="cpu"), "FastARCNN", 0, batch=2)
     rng = np.random.default_rng(0)
     n = 5
     planes = [rng.integers(16, 236, (n, 32, 32), dtype=np.uint8), rng.integers(16, 241, (n, 16, 16), dtype=np.uint8),
@@ -208,21 +210,21 @@ def test_temporal_model_gets_real_neighbours(evaluate):
     assert out[0].shape == (n, 32, 32)
     for i in (0, 2, n - 1):  # both clamped ends and the middle
         window = window_indices(i, 1, n)
-        real = entry.engine.restore([p[window][None] for p in planes], evaluate.VIDEO_FMT).planes
-        repeated = entry.engine.restore([np.repeat(p[i : i + 1][:, None], 3, axis=1) for p in planes], evaluate.VIDEO_FMT).planes
+        real = entry.engine.restore([p[window][None] for p in planes], VIDEO_FMT).planes
+        repeated = entry.engine.restore([np.repeat(p[i : i + 1][:, None], 3, axis=1) for p in planes], VIDEO_FMT).planes
         np.testing.assert_array_equal(out[0][i], real[0][0])
         assert not np.array_equal(real[0][0], repeated[0][0])  # the neighbours do count
 
 
-def test_temporal_stats(evaluate):
+def test_temporal_stats():
     rng = np.random.default_rng(0)
     clean = rng.integers(0, 256, (4, 8, 8)).astype(np.uint8)
-    same = evaluate.temporal_stats(clean, clean)
+    same = temporal_stats(clean, clean)
     assert same["tmad_ratio"] == pytest.approx(1.0) and same["flicker"] == 0
-    frozen = evaluate.temporal_stats(clean, np.repeat(clean[:1], 4, axis=0))
+    frozen = temporal_stats(clean, np.repeat(clean[:1], 4, axis=0))
     assert frozen["tmad"] == 0 and frozen["tmad_ratio"] == 0 and frozen["flicker"] > 0
-    assert evaluate.tmad(clean[:1]) is None
-    assert evaluate.temporal_stats(clean[:1], clean[:1]) == {"tmad": None, "tmad_ratio": None, "flicker": None}
+    assert tmad(clean[:1]) is None
+    assert temporal_stats(clean[:1], clean[:1]) == {"tmad": None, "tmad_ratio": None, "flicker": None}
 
 
 def test_profile_rows_follow_the_known_quality(tmp_path):

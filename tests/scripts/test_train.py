@@ -12,6 +12,8 @@ import torch
 from PIL import Image
 from skimage import data
 
+from vsjpegfix.training import data as train_data
+from vsjpegfix.training.validation import stack_window
 from vsjpegfix.weights.store import load_file, read_state_dict
 
 SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "train.py"
@@ -117,11 +119,11 @@ def test_train_refuses_overlapping_val(folders, tmp_path, train_script):
         train_script.main(["--train", str(train), "--val", str(train / "sub"), "--out", str(tmp_path), "--steps", "1"])
 
 
-def test_make_batch_is_deterministic_and_grid_aligned(train_script):
+def test_make_batch_is_deterministic_and_grid_aligned():
     img = data.astronaut()
-    a = train_script.make_batch([img], seed=1, step=5, batch=3, crop=32, degrade="jpeg")
-    b = train_script.make_batch([img], seed=1, step=5, batch=3, crop=32, degrade="jpeg")
-    c = train_script.make_batch([img], seed=1, step=6, batch=3, crop=32, degrade="jpeg")
+    a = train_data.make_batch([img], seed=1, step=5, batch=3, crop=32, degrade="jpeg")
+    b = train_data.make_batch([img], seed=1, step=5, batch=3, crop=32, degrade="jpeg")
+    c = train_data.make_batch([img], seed=1, step=6, batch=3, crop=32, degrade="jpeg")
     for u, v in zip(a, b):
         torch.testing.assert_close(u, v, equal_nan=True)
     assert not torch.equal(a[1], c[1])
@@ -199,10 +201,10 @@ def test_frames_must_be_odd(folders, tmp_path, train_script, capsys):
     assert "--frames must be a positive odd number" in capsys.readouterr().err
 
 
-def test_clip_batch_layout_and_determinism(train_script):
+def test_clip_batch_layout_and_determinism():
     img = data.astronaut()[:160, :160]
-    a = train_script.make_clip_batch([img], seed=1, step=2, batch=2, crop=16, frames=3, codecs=("h264",))
-    b = train_script.make_clip_batch([img], seed=1, step=2, batch=2, crop=16, frames=3, codecs=("h264",))
+    a = train_data.make_clip_batch([img], seed=1, step=2, batch=2, crop=16, frames=3, codecs=("h264",))
+    b = train_data.make_clip_batch([img], seed=1, step=2, batch=2, crop=16, frames=3, codecs=("h264",))
     for u, v in zip(a, b):
         torch.testing.assert_close(u, v)
     x, y, label = a
@@ -210,10 +212,10 @@ def test_clip_batch_layout_and_determinism(train_script):
     assert ((label > 0) & (label < 1)).all()
     # frames in order on the channel axis, frame-major (the engine's (N, T*C, H, W) stack)
     clip = np.broadcast_to(np.arange(3, dtype=np.uint8)[:, None, None, None], (3, 4, 4, 3))
-    stacked = train_script.stack_frames(clip)
+    stacked = train_data.stack_frames(clip)
     assert stacked.shape == (9, 4, 4)
     assert (stacked[:, 0, 0] * 255).round().tolist() == [0, 0, 0, 1, 1, 1, 2, 2, 2]
-    window = train_script.stack_window(np.broadcast_to(np.arange(7, dtype=np.uint8)[:, None, None, None], (7, 4, 4, 3)), 3)
+    window = stack_window(np.broadcast_to(np.arange(7, dtype=np.uint8)[:, None, None, None], (7, 4, 4, 3)), 3)
     assert (window[0, :, 0, 0] * 255).round().tolist() == [2, 2, 2, 3, 3, 3, 4, 4, 4]
 
 
@@ -284,21 +286,21 @@ def test_clip_pack_is_deterministic_and_matches_on_the_fly_clips(clip_pack_dir, 
     other = load_pack(again)
     assert np.array_equal(other.degraded, pack.degraded) and np.array_equal(other.clean, pack.clean)
     # clip 0 is exactly what on-the-fly training would have made from the same random stream
-    images = train_script.load_images(train_script.list_images(folders[0]), 3, train_script.clip_min_side(32))
+    images = train_data.load_images(train_data.list_images(folders[0]), 3, train_data.clip_min_side(32))
     rng = np.random.default_rng([4, 0])
     img = images[int(rng.integers(len(images)))]
-    deg, clean, label = train_script.make_clip_sample(img, rng, 32, 3, ("h264",), 0.2)
+    deg, clean, label = train_data.make_clip_sample(img, rng, 32, 3, ("h264",), 0.2)
     assert np.array_equal(deg, pack.degraded[0]) and np.array_equal(clean, pack.clean[0]) and label == pack.label[0]
     # the clean centre frame differs from the decoded one: the clips are really coded
     assert not np.array_equal(pack.degraded[:, 1], pack.clean)
 
 
-def test_pack_batches_crop_on_the_grid_and_keep_frames_aligned(clip_pack_dir, train_script):
+def test_pack_batches_crop_on_the_grid_and_keep_frames_aligned(clip_pack_dir):
     from vsjpegfix.training.clip_pack import PackError, load_pack, sample
 
     pack = load_pack(clip_pack_dir[0])
-    x, y, label = train_script.make_pack_batch(pack, seed=1, step=5, batch=4, crop=16, frames=3)
-    x2, _, _ = train_script.make_pack_batch(pack, seed=1, step=5, batch=4, crop=16, frames=3)
+    x, y, label = train_data.make_pack_batch(pack, seed=1, step=5, batch=4, crop=16, frames=3)
+    x2, _, _ = train_data.make_pack_batch(pack, seed=1, step=5, batch=4, crop=16, frames=3)
     assert x.shape == (4, 9, 16, 16) and y.shape == (4, 3, 16, 16) and label.shape == (4, 1)
     torch.testing.assert_close(x, x2)
     rng = np.random.default_rng(0)
@@ -320,7 +322,7 @@ def test_pack_batches_crop_on_the_grid_and_keep_frames_aligned(clip_pack_dir, tr
     with pytest.raises(PackError, match="larger than the pack"):
         sample(pack, rng, 48, 1)
     # single-frame training with half of each batch from the pack, half JPEG on the images
-    stream = train_script.BatchStream([data.astronaut()[:96, :96]], 0, 0, 2, 4, 16, "mix", pack=pack, pack_fraction=0.5)
+    stream = train_data.BatchStream([data.astronaut()[:96, :96]], 0, 0, 2, 4, 16, "mix", pack=pack, pack_fraction=0.5)
     batches = list(stream)
     assert len(batches) == 2 and all(b[0].shape == (4, 3, 16, 16) for b in batches)
 

@@ -120,3 +120,18 @@ def test_colour_sar_rotation_metadata_chapters_are_carried(tmp_path, engine, ext
         frame = next(c.decode(v))
         assert frame.rotation == 90
         assert frame.color_range == 2 and frame.colorspace == 1
+
+
+def test_a_stream_whose_parameters_are_unknown_is_dropped_not_fatal(tmp_path, engine):
+    """A truncated MPEG-TS declares its AAC stream but holds none of its packets (rate and channels unknown):
+    the video is restored, the audio dropped with the reason (it used to fail the file when writing the header)."""
+    full = make_video(tmp_path / "full.ts", frames=8, audio=["aac"])
+    src = tmp_path / "cut.ts"
+    src.write_bytes(full.read_bytes()[: 12 * 188])
+    with av.open(str(src)) as c:
+        assert c.streams.audio[0].codec_context.sample_rate == 0  # what the test is about
+    report = transcode(src, tmp_path / "out.mkv", engine, opts())
+    assert report.frames >= 1 and report.copied_streams == []
+    assert [d["type"] for d in report.dropped_streams] == ["audio"] and "parameters are unknown" in report.dropped_streams[0]["reason"]
+    with av.open(str(tmp_path / "out.mkv")) as c:
+        assert [s.type for s in c.streams] == ["video"]

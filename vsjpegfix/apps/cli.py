@@ -1,7 +1,9 @@
-"""Command line: ``vsjpegfix INPUT OUTPUT``, ``vsjpegfix weights list|download``, ``vsjpegfix models``.
+"""Command line: ``vsjpegfix INPUT OUTPUT``, ``batch``, ``compare``, ``weights list|download``, ``models``.
 
 Every failure the user can cause ends with one line on stderr (``vsjpegfix: error: ...``) and a
-non-zero exit status, never a traceback.
+non-zero exit status, never a traceback: :func:`main` is the error boundary
+(:mod:`vsjpegfix.apps.errors`; ``--debug`` or ``VSJPEGFIX_DEBUG=1`` shows the traceback of an
+unexpected error).
 """
 
 from __future__ import annotations
@@ -12,11 +14,13 @@ import sys
 from pathlib import Path
 
 from vsjpegfix import __version__
+from vsjpegfix.apps.errors import as_failure, debug_requested, error_line, print_details
 from vsjpegfix.apps.restore import (
     Engines,
     add_engine_options,
     add_output_options,
     input_kind,
+    parse_controls,
     restore_file,
 )
 
@@ -62,8 +66,8 @@ def _restore_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="vsjpegfix",
         description="Remove JPEG/H.264/HEVC compression artifacts from a video or image with FBCNN, ARCNN or "
-        "Fast ARCNN. Other commands: 'vsjpegfix batch SRC DST', 'vsjpegfix weights list|download NAME', "
-        "'vsjpegfix models'.",
+        "Fast ARCNN. Other commands: 'vsjpegfix batch SRC DST', 'vsjpegfix compare INPUT [OUTPUT] -o PICTURE.png', "
+        "'vsjpegfix weights list|download NAME', 'vsjpegfix models'.",
         epilog=_VIDEO_NOTES,
         formatter_class=_HelpFormatter,
     )
@@ -113,10 +117,6 @@ def _write_json(path: Path | None, payload: dict) -> None:
         tmp.write_text(json.dumps(payload, indent=2, default=str), encoding="utf-8")
 
 
-def _one_line(exc: BaseException) -> str:
-    return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-
-
 def _cmd_restore(argv: list[str]) -> int:
     args = _restore_parser().parse_args(argv)
     from vsjpegfix.frames.safe_write import check_output
@@ -126,14 +126,16 @@ def _cmd_restore(argv: list[str]) -> int:
         return _fail(f"{src}: no such file")
     if src.is_dir():
         return _fail(f"{src} is a directory (use 'vsjpegfix batch SRC DST' for folders)")
+    parse_controls(args)
     check_output(src, args.output, overwrite=args.overwrite)
     engines = Engines(args)
-    engines(input_kind(src, args))  # model errors before anything is read
     try:
-        entry = restore_file(engines, src, args.output, args)
-    except Exception as exc:
-        _write_json(args.json_report, {"files": [{"input": str(src), "output": str(args.output), "status": "failed", "reason": _one_line(exc)}]})
-        raise
+        engines(input_kind(src, args))  # model errors before anything is read
+        entry = restore_file(engines, src, args.output, args, restrict_window=True)
+    except Exception as exc:  # the error boundary: one line naming the file (main prints it)
+        failure = as_failure(exc, src)
+        _write_json(args.json_report, {"files": [{"input": str(src), "output": str(args.output), "status": "failed", "reason": str(failure)}]})
+        raise failure from exc
     except KeyboardInterrupt:
         _write_json(args.json_report, {"files": [{"input": str(src), "output": str(args.output), "status": "failed", "reason": "interrupted"}]})
         raise
@@ -167,7 +169,7 @@ def _overall_bar(args: argparse.Namespace):
         try:
             with av.open(str(path)) as container:
                 frames = container.streams.video[0].frames if container.streams.video else 0
-        except (av.FFmpegError, OSError, IndexError):
+        except Exception:  # noqa: BLE001 - a file that cannot be counted: the total is unknown
             frames = 0
         known = known and frames > 0
         total += frames
@@ -176,7 +178,7 @@ def _overall_bar(args: argparse.Namespace):
 
 def _cmd_batch(argv: list[str]) -> int:
     args = _batch_parser().parse_args(argv)
-    from vsjpegfix.apps.batch import run_batch, summarize
+    from vsjpegfix.apps.batch import run_batch, summarize, summary_line
 
     if not args.src.is_dir():
         return _fail(f"{args.src} is not a directory")
@@ -186,6 +188,7 @@ def _cmd_batch(argv: list[str]) -> int:
         return _fail("--ray-workers must be at least 1", EXIT_USAGE)
     if args.segment_seconds and args.ray is None:
         return _fail("--segment-seconds needs --ray", EXIT_USAGE)
+    parse_controls(args)
     engines = Engines(args)  # with --ray unused: each worker builds its own
     if args.ray is None and args.model:
         engines("video")  # a bad --model fails before any file
@@ -213,6 +216,7 @@ def _cmd_batch(argv: list[str]) -> int:
                 args.src, args.dst, restore_one, pattern=args.glob,
                 overwrite=args.overwrite, quiet=args.quiet, entries=entries,
                 image_suffix=None if args.image_format == "keep" else f".{args.image_format}",
+                codec=args.codec, debug=args.debug or debug_requested(),
             )
     except KeyboardInterrupt:
         if bars and bars[0] is not None:
@@ -225,10 +229,12 @@ def _cmd_batch(argv: list[str]) -> int:
     counts = summarize(entries)
     _write_json(args.json_report, {"summary": counts, "interrupted": False, "files": [e.as_dict() for e in entries]})
     if not args.quiet or counts["failed"]:
-        print(f"vsjpegfix: {counts['ok']} restored, {counts['skipped']} skipped, {counts['failed']} failed", file=sys.stderr)
+        print(f"vsjpegfix: {summary_line(counts)}", file=sys.stderr)
         for e in entries:
-            if e.status == "failed":
-                print(f"vsjpegfix:   failed: {e.input}: {e.reason}", file=sys.stderr)
+            if e.status in ("failed", "ignored"):
+                print(f"vsjpegfix:   {e.status}: {e.input}: {e.reason}", file=sys.stderr)
+            elif e.notes and not args.quiet:
+                print(f"vsjpegfix:   note: {e.input}: {'; '.join(e.notes)}", file=sys.stderr)
     return EXIT_ERROR if counts["failed"] else 0
 
 
@@ -267,7 +273,13 @@ def _cmd_models(argv: list[str]) -> int:
     return 0
 
 
-COMMANDS = {"weights": _cmd_weights, "models": _cmd_models, "batch": _cmd_batch}
+def _cmd_compare(argv: list[str]) -> int:
+    from vsjpegfix.apps.compare import main as compare_main
+
+    return compare_main(argv)
+
+
+COMMANDS = {"weights": _cmd_weights, "models": _cmd_models, "batch": _cmd_batch, "compare": _cmd_compare}
 
 
 def _terminate(signum, frame) -> None:  # noqa: ARG001
@@ -275,15 +287,9 @@ def _terminate(signum, frame) -> None:  # noqa: ARG001
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of the ``vsjpegfix`` console script."""
+    """Entry point of the ``vsjpegfix`` console script: every exception ends as one line and a non-zero status."""
     argv = sys.argv[1:] if argv is None else argv
     import signal
-
-    import av
-
-    from vsjpegfix.engine.device import EngineError
-    from vsjpegfix.video.report import TranscodeError
-    from vsjpegfix.weights.download import DownloadError
 
     if threading_is_main():
         signal.signal(signal.SIGTERM, _terminate)
@@ -293,8 +299,10 @@ def main(argv: list[str] | None = None) -> int:
         return command(argv[1:]) if command else _cmd_restore(argv)
     except KeyboardInterrupt:
         return _fail("interrupted", EXIT_INTERRUPTED)
-    except (ValueError, DownloadError, EngineError, TranscodeError, OSError, av.FFmpegError) as exc:
-        return _fail(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+    except Exception as exc:  # noqa: BLE001 - the error boundary: never a traceback unless asked for
+        if debug_requested(argv):
+            print_details(exc)
+        return _fail(error_line(exc))
 
 
 def threading_is_main() -> bool:

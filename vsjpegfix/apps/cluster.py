@@ -5,7 +5,9 @@ from the model spec string and the engine options (so they pickle cheaply), and 
 with the same code as the local batch mode. The driver hands one file to each idle actor and the
 next one as each finishes (``ray.wait``), so a faster worker takes more files.
 
-Outputs follow the local batch rules (:mod:`vsjpegfix.frames.safe_write`): written under a temporary name beside
+The files and their outputs are planned as in the local mode (:func:`vsjpegfix.apps.batch.plan_batch`: raw
+streams into ``.mkv``, ignored files listed with the reason). Outputs follow the local batch rules
+(:mod:`vsjpegfix.frames.safe_write`): written under a temporary name beside
 the output and renamed when complete, finished outputs skipped on a rerun, stale temporaries removed.
 A worker that dies mid-file loses nothing: its temporary file is removed, the actor is replaced and
 the file is tried again on another actor, at most ``max_attempts`` times in all; a file whose
@@ -35,13 +37,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from vsjpegfix.apps.batch import (
-    VIDEO_SUFFIXES,
-    BatchEntry,
-    plan_outputs,
-    prepare_destination,
-)
+from vsjpegfix.apps.batch import BatchEntry, Job, plan_batch, prepare_destination, unrestored_entry
 from vsjpegfix.apps.cluster_setup import MAX_ATTEMPTS, init_ray, worker_options
+from vsjpegfix.apps.errors import print_details
 from vsjpegfix.apps.cluster_workers import (
     Pool,
     Slot,
@@ -95,17 +93,22 @@ def run_cluster(
     options = {**options, "overwrite": overwrite, "quiet": True}
     entries = [] if entries is None else entries
     jobs: list[tuple[Path, Path]] = []
+    planned: list[Job] = []
     done: dict[int, BatchEntry] = {}
     todo: deque[tuple[int, int | None]] = deque()
-    for path, out in plan_outputs(src, dst, pattern, image_suffix):
-        jobs.append((path, out))
-        if out.exists() and not overwrite:
-            done[len(jobs) - 1] = BatchEntry(str(path), str(out), "skipped", "output exists")
+    for job in plan_batch(src, dst, pattern, image_suffix, options.get("codec")):
+        jobs.append((job.input, job.output))
+        planned.append(job)
+        if unrestored_entry(job) is not None:
+            done[len(jobs) - 1] = unrestored_entry(job)
+            entries.append(done[len(jobs) - 1])
+        elif job.output.exists() and not overwrite:
+            done[len(jobs) - 1] = BatchEntry(str(job.input), str(job.output), "skipped", "output exists", notes=job.notes)
             entries.append(done[len(jobs) - 1])
         else:
             todo.append((len(jobs) - 1, None))
     if todo:
-        run = _Run(ray, jobs, todo, done, entries, options, max_attempts, quiet, bar, on_dispatch, segment_seconds, overwrite)
+        run = _Run(ray, jobs, planned, todo, done, entries, options, max_attempts, quiet, bar, on_dispatch, segment_seconds, overwrite)
         run.dispatch(workers)
     return [done[i] for i in range(len(jobs))]
 
@@ -127,8 +130,8 @@ class _Split:
 class _Run:
     """The driver's loop: files (or their segments) to idle actors, results in, retries, joins."""
 
-    def __init__(self, ray, jobs, todo, done, entries, options, max_attempts, quiet, bar, on_dispatch, segment_seconds, overwrite) -> None:
-        self.ray, self.jobs, self.todo, self.done, self.entries = ray, jobs, todo, done, entries
+    def __init__(self, ray, jobs, specs, todo, done, entries, options, max_attempts, quiet, bar, on_dispatch, segment_seconds, overwrite) -> None:
+        self.ray, self.jobs, self.specs, self.todo, self.done, self.entries = ray, jobs, specs, todo, done, entries
         self.options, self.max_attempts, self.quiet, self.bar, self.on_dispatch = options, max_attempts, quiet, bar, on_dispatch
         self.segment_seconds, self.overwrite = segment_seconds, overwrite
         self.attempts = [0] * len(jobs)
@@ -139,13 +142,16 @@ class _Run:
         self.pool: Pool | None = None
 
     def finish(self, i: int, entry: BatchEntry) -> None:
+        entry.notes = list(self.specs[i].notes)
         self.done[i] = entry
         self.entries.append(entry)
         if self.bar is not None:
             self.bar.set_postfix_str(f"{len(self.done)}/{len(self.jobs)} file(s) done, {len(self.pool.slots)} worker(s)", refresh=True)
 
-    def fail(self, i: int, message: str, worker: dict[str, Any], attempts: int) -> None:
+    def fail(self, i: int, message: str, worker: dict[str, Any], attempts: int, exc: BaseException | None = None) -> None:
         path, out = self.jobs[i]
+        if exc is not None and self.options.get("debug"):
+            print_details(getattr(exc, "cause", None) or exc)
         self.finish(i, ClusterEntry(str(path), str(out), "failed", message, worker=worker, attempts=attempts))
         if not self.quiet:
             print(f"vsjpegfix: error: {path}: {message}", file=sys.stderr)
@@ -157,7 +163,11 @@ class _Run:
 
         self.planned.add(i)
         path = self.jobs[i][0]
-        if self.segment_seconds <= 0 or path.suffix.lower() not in VIDEO_SUFFIXES:
+        spec = self.specs[i]
+        if self.segment_seconds <= 0 or spec.kind != "video" or spec.raw:
+            return False  # images, and raw streams (no timestamps to split at), are restored whole
+        if self.options.get("start") or self.options.get("duration") is not None:
+            self.notes.setdefault(i, []).append("not split into segments: --start/--duration restore a part of it")
             return False
         try:
             plan = plan_file(path, self.segment_seconds, self.radius)
@@ -310,7 +320,7 @@ class _Run:
         except RayTaskError as exc:  # the file itself failed: reported, as in the local mode
             remove_temporaries_of(out)
             idle.append(slot)
-            self.fail(i, one_line(exc), dict(slot.info), self.attempts[i])
+            self.fail(i, one_line(exc), dict(slot.info), self.attempts[i], exc)
             return
         idle.append(slot)
         if self.bar is not None:
@@ -349,7 +359,7 @@ class _Run:
                 self.whole_instead(i, one_line(exc))
             else:
                 self.abandon(i)
-                self.fail(i, one_line(exc), dict(slot.info), split.attempts[k])
+                self.fail(i, one_line(exc), dict(slot.info), split.attempts[k], exc)
             return
         idle.append(slot)
         if self.bar is not None:
@@ -369,6 +379,9 @@ def run_from_args(args: argparse.Namespace, entries: list[BatchEntry], bar=None)
         import ray
     except ImportError:
         raise ValueError("--ray needs Ray: pip install 'vsjpegfix[cluster]'") from None
+    from vsjpegfix.apps.restore import parse_controls
+
+    parse_controls(args)  # --strength, --start, --duration as numbers for the workers
     address = None if args.ray in ("", "local") else args.ray
     started = init_ray(address)
     try:

@@ -18,13 +18,13 @@ ROOT = Path(__file__).resolve().parents[2]  # the folder holding the vsjpegfix p
 
 WORKER_OPTIONS = (
     "model", "device", "precision", "qf", "qf_offset", "tile", "overlap", "batch_size", "luma_only",
-    "codec", "crf", "preset", "pix_fmt", "matrix", "overwrite",
+    "codec", "crf", "preset", "pix_fmt", "matrix", "overwrite", "strength", "start", "duration", "debug",
 )
 
 
 def worker_options(args: argparse.Namespace) -> dict[str, Any]:
     """The plain, picklable options a worker rebuilds its engine from."""
-    return {**{k: getattr(args, k) for k in WORKER_OPTIONS}, "quiet": True}
+    return {**{k: getattr(args, k, None) for k in WORKER_OPTIONS}, "quiet": True}
 
 
 def add_cluster_options(p: argparse.ArgumentParser) -> None:

@@ -49,10 +49,16 @@ class RestoreWorker:
         return self.frames
 
     def restore(self, src: str, dst: str) -> dict[str, Any]:
+        """Restore one file; any failure comes back as a :class:`~vsjpegfix.apps.errors.FileFailure`
+        (one line, and the original traceback for ``--debug``)."""
+        from vsjpegfix.apps.errors import as_failure
         from vsjpegfix.apps.restore import restore_file
 
-        Path(dst).parent.mkdir(parents=True, exist_ok=True)
-        return restore_file(self.engines, Path(src), Path(dst), self.args, overall=self)
+        try:
+            Path(dst).parent.mkdir(parents=True, exist_ok=True)
+            return restore_file(self.engines, Path(src), Path(dst), self.args, overall=self)
+        except Exception as exc:  # noqa: BLE001 - the error boundary of a worker
+            raise as_failure(exc) from None
 
     def model_frames(self) -> int:
         """Frames the video models see at once (T of a temporal model, else 1; the largest of the kinds)."""
@@ -60,12 +66,19 @@ class RestoreWorker:
 
     def restore_segment(self, src: str, dst: str, segment) -> dict[str, Any]:
         """Restore one :class:`~vsjpegfix.video.segment_plan.Segment` of ``src`` into the temporary file ``dst``."""
+        from vsjpegfix.apps.errors import as_failure
         from vsjpegfix.apps.restore import input_kind, transcode_options
+        from vsjpegfix.video.segment_plan import SegmentMismatch
         from vsjpegfix.video.segment_restore import restore_segment
 
-        Path(dst).parent.mkdir(parents=True, exist_ok=True)
-        engine = self.engines(input_kind(Path(src), self.args))
-        return restore_segment(engine, Path(src), Path(dst), segment, transcode_options(self.args), overall=self)
+        try:
+            Path(dst).parent.mkdir(parents=True, exist_ok=True)
+            engine = self.engines(input_kind(Path(src), self.args))
+            return restore_segment(engine, Path(src), Path(dst), segment, transcode_options(self.args), overall=self)
+        except SegmentMismatch:
+            raise  # the driver restores the file whole instead
+        except Exception as exc:  # noqa: BLE001 - the error boundary of a worker
+            raise as_failure(exc) from None
 
 
 def remove_temporaries_of(out: Path) -> list[Path]:

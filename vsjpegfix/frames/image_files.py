@@ -38,6 +38,7 @@ from vsjpegfix.quantisers.jpeg import (
     dominant_qf,
     estimate_qf,
 )
+from vsjpegfix.weights.profile import scale_strength
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif"}
 OUTPUT_KINDS = {
@@ -236,19 +237,18 @@ def write_image(img: np.ndarray, path: Path, *, alpha: np.ndarray | None = None,
     im.save(path, format=kind, **opts)
 
 
-def restore_image_file(
-    engine: Engine, src: Path, dst: Path, *, overwrite: bool = False, use_file_qf: bool = True, jpeg_quality: int = 95
-) -> ImageReport:
-    """Restore image ``src`` into ``dst`` (written to a temporary name, renamed when complete).
+def restore_loaded(engine: Engine, loaded: LoadedImage, *, use_file_qf: bool = True,
+                   strength_scale: float | None = None) -> tuple[np.ndarray, ImageReport]:
+    """Restore a loaded image with the quality control the command line uses; ``(pixels, report)``.
 
     With an FBCNN model in blind mode and a JPEG input, the file's own QF (or the dominant QF of a
     double compression) controls the restoration when ``use_file_qf``; the blind prediction is
-    reported beside it.
+    reported beside it. A calibrated profile sets the strength from the file's QF, and a
+    near-clean file comes back unchanged (``report.extra["skipped"]`` says why). Large images
+    are tiled. ``strength_scale`` (``--strength``): None keeps that strength (full strength where no
+    profile applies); a number scales it, capped at 1 (:func:`vsjpegfix.weights.profile.scale_strength`);
+    a near-clean file left as decoded stays so.
     """
-    check_output(src, dst, overwrite=overwrite)
-    if dst.suffix.lower() not in OUTPUT_KINDS:
-        raise ImageError(f"{dst}: unsupported output extension {dst.suffix!r} (use .png, .webp or .jpg)")
-    loaded = load_image(src, analyse_jpeg=engine.has_quality)
     report = ImageReport()
     control = None
     if loaded.file_quality is not None:
@@ -265,6 +265,8 @@ def restore_image_file(
     if large:  # tiled by the engine (1024-pixel tiles) to bound memory
         engine.max_frame_pixels = LARGE_IMAGE_PIXELS
     strength, skipped = _near_clean(engine, loaded, control, use_file_qf)
+    if not skipped:
+        strength = scale_strength(strength, strength_scale)
     if strength is not None:
         report.extra["strength"] = round(strength, 3)
     try:
@@ -281,6 +283,20 @@ def restore_image_file(
     finally:
         if large:  # the next file of a batch (a video, a small image) is not tiled because of this one
             engine.max_frame_pixels, engine.tile = saved
+    return out, report
+
+
+def restore_image_file(
+    engine: Engine, src: Path, dst: Path, *, overwrite: bool = False, use_file_qf: bool = True, jpeg_quality: int = 95,
+    strength_scale: float | None = None,
+) -> ImageReport:
+    """Restore image ``src`` into ``dst`` (written to a temporary name, renamed when complete),
+    with the quality control of :func:`restore_loaded`."""
+    check_output(src, dst, overwrite=overwrite)
+    if dst.suffix.lower() not in OUTPUT_KINDS:
+        raise ImageError(f"{dst}: unsupported output extension {dst.suffix!r} (use .png, .webp or .jpg)")
+    loaded = load_image(src, analyse_jpeg=engine.has_quality)
+    out, report = restore_loaded(engine, loaded, use_file_qf=use_file_qf, strength_scale=strength_scale)
     if loaded.alpha is not None and OUTPUT_KINDS[dst.suffix.lower()][0] not in ("PNG", "WEBP", "TIFF"):
         report.extra["alpha_dropped"] = True
     try:

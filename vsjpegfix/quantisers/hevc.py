@@ -18,7 +18,12 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from vsjpegfix.quantisers.bits import BitReader, annexb_units, length_units, unescape
+from vsjpegfix.quantisers.bits import (
+    BitReader,
+    annexb_units,
+    length_units,
+    remove_emulation_prevention,
+)
 
 #: NAL unit types (H.265 table 7-1).
 _VCL_MAX = 31  # 0..31 are VCL (slice segment) NAL units
@@ -35,7 +40,7 @@ SLICE_HEADER_BYTES = 2048
 
 def _rbsp(nal: bytes, limit: int | None = None) -> bytes:
     """The NAL unit's payload after its 2-byte header (its first ``limit`` bytes), emulation prevention bytes removed."""
-    return unescape(nal[2 : None if limit is None else 2 + limit])
+    return remove_emulation_prevention(nal[2 : None if limit is None else 2 + limit])
 
 
 def _ceil_log2(n: int) -> int:

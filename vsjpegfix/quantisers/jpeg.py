@@ -8,7 +8,7 @@
   dominant-QF correction (:func:`dominant_qf`) then controls the restoration with the smaller
   of the two QFs.
 
-Measured on CBSD68 photos (see ``tests/test_jpeg_quality.py``): the earlier grid and QF (within
+Measured on CBSD68 photos (see ``tests/quantisers/test_jpeg.py``): the earlier grid and QF (within
 +-2) are found for earlier QFs well below the last one (e.g. 10 or 30 then 50..90), with no
 detection on single JPEGs at QF 10..95 or on uncompressed images; an earlier QF at or above the
 last one leaves too little trace and is not detected (it does not change the dominant QF).

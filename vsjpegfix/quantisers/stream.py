@@ -1,32 +1,107 @@
 """Each decoded frame's quantiser, for the video streams that state one (H.264 and HEVC).
 
-H.264: the mean macroblock QP that FFmpeg's decoder exports as ``venc_params`` side data. HEVC:
-the slice QP read from each packet's slice headers (:mod:`vsjpegfix.quantisers.hevc`), matched to
-its frame by timestamp.
+H.264: the mean macroblock QP that FFmpeg's decoder exports as ``venc_params`` side data, read
+block by block with each block's own position (:func:`macroblock_qps`), so a stream whose decoded
+size is not the macroblock grid (SPS frame cropping beyond the padding to 16 pixels) reads as well
+as any other. HEVC: the slice QP read from each packet's slice headers
+(:mod:`vsjpegfix.quantisers.hevc`), matched to its frame by timestamp. A frame whose quantisers
+cannot be read counts as missing (:attr:`StreamQp.missing`); the transcoder restores it without them.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
+import numpy as np
+
 #: Codecs whose frames' quantisers can be read: H.264 from the decoder's per-macroblock export
 #: (FFmpeg's ``venc_params`` side data), HEVC from the slice headers (:mod:`vsjpegfix.quantisers.hevc`).
 QP_CODECS = frozenset({"h264", "hevc"})
+
+_BLOCK_FIELDS = 5  # AVVideoBlockParams: src_x, src_y, w, h, delta_qp (int32 each), then possibly more
+
+
+@dataclass(frozen=True)
+class MacroblockQps:
+    """The quantiser of every block of a frame that lies (at least partly) inside the decoded picture.
+
+    ``x``, ``y``, ``w``, ``h``: each block's rectangle in luma pixels, clipped to the picture
+    (``0 <= x < x + w <= width``); ``qp``: its quantiser (frame QP plus the block's delta, 8-bit
+    meaning: see :func:`frame_qp`). All are arrays of one value per block, in the decoder's order.
+    """
+
+    x: np.ndarray
+    y: np.ndarray
+    w: np.ndarray
+    h: np.ndarray
+    qp: np.ndarray
+
+    def __len__(self) -> int:
+        return int(self.qp.size)
+
+
+def _block_table(params) -> np.ndarray:
+    """``(nb_blocks, 5)`` int32 rows ``src_x, src_y, w, h, delta_qp`` of a ``VideoEncParams``.
+
+    Read from the side data's buffer at the stride FFmpeg states (``block_size``), checked against
+    PyAV's own block accessor on the first and last block; the accessor, block by block, when the
+    buffer does not have the expected layout.
+    """
+    n = int(params.nb_blocks)
+    stride = int(params.block_size)
+
+    def accessor(i: int) -> tuple[int, int, int, int, int]:
+        b = params.block_params(i)
+        return (b.src_x, b.src_y, b.w, b.h, b.delta_qp)
+
+    if stride % 4 == 0 and stride >= 4 * _BLOCK_FIELDS:
+        try:
+            raw = np.frombuffer(memoryview(params), dtype=np.int32, count=n * stride // 4, offset=int(params.blocks_offset))
+            table = raw.reshape(n, stride // 4)[:, :_BLOCK_FIELDS]
+        except (ValueError, TypeError, BufferError):
+            table = None
+        if table is not None and tuple(table[0]) == accessor(0) and tuple(table[-1]) == accessor(n - 1):
+            return table
+    return np.array([accessor(i) for i in range(n)], dtype=np.int32).reshape(n, _BLOCK_FIELDS)
+
+
+def macroblock_qps(params, width: int, height: int, bits: int = 8) -> MacroblockQps:
+    """Per-block quantisers of a frame's ``venc_params`` side data (PyAV ``VideoEncParams``), with positions.
+
+    Each block carries its own position (``src_x``, ``src_y``) and size; blocks are clipped to the
+    ``width`` x ``height`` picture and those wholly outside it (rows or columns that SPS frame
+    cropping removed) are left out, so the decoded size need not match the block grid. ``bits`` is
+    the luma bit depth: ``QP'Y - 6 * (bits - 8)`` is returned (see :func:`frame_qp`).
+    Raises ValueError when the side data has no per-block values.
+    """
+    if not params.nb_blocks:
+        raise ValueError("the side data has no per-block quantisers")
+    table = _block_table(params).astype(np.int64)
+    x0 = np.clip(table[:, 0], 0, width)
+    y0 = np.clip(table[:, 1], 0, height)
+    x1 = np.clip(table[:, 0] + table[:, 2], 0, width)
+    y1 = np.clip(table[:, 1] + table[:, 3], 0, height)
+    inside = (x1 > x0) & (y1 > y0)
+    qp = (int(params.qp) + table[:, 4] - 6 * (bits - 8)).astype(np.float64)
+    return MacroblockQps(x0[inside], y0[inside], (x1 - x0)[inside], (y1 - y0)[inside], qp[inside])
 
 
 def frame_qp(frame, bits: int = 8) -> float | None:
     """Mean quantiser of a decoded frame (PyAV ``VideoFrame``) from its ``venc_params`` side data.
 
     The decoder must be opened with ``export_side_data=venc_params`` (H.264 only). The mean is over
-    the per-macroblock QPs (frame QP plus block deltas); for high bit depth FFmpeg exports
-    ``QP'Y = QPY + 6 * (bits - 8)``, and ``QPY``, what an 8-bit stream's QP means relative to the
-    signal's range, is returned. None if the frame carries no quantisers.
+    the per-macroblock QPs (frame QP plus block deltas) of the blocks inside the decoded picture
+    (:func:`macroblock_qps`); for high bit depth FFmpeg exports ``QP'Y = QPY + 6 * (bits - 8)``, and
+    ``QPY``, what an 8-bit stream's QP means relative to the signal's range, is returned. None if the
+    frame carries no quantisers (or no block of them lies inside the picture).
     """
     params = frame.side_data.get("VIDEO_ENC_PARAMS")
     if params is None:
         return None
-    import numpy as np
-
-    qp = float(np.mean(params.qp_map())) if params.nb_blocks else float(params.qp)
-    return qp - 6 * (bits - 8)
+    if not params.nb_blocks:
+        return float(params.qp) - 6 * (bits - 8)
+    blocks = macroblock_qps(params, frame.width, frame.height, bits)
+    return float(np.mean(blocks.qp)) if len(blocks) else None
 
 
 class StreamQp:
@@ -36,6 +111,8 @@ class StreamQp:
     on the stream's decoder, before it opens). HEVC: the mean slice QP read from each packet before
     it is decoded (:meth:`packet`), matched to its frame by timestamp. Call :meth:`packet` for every
     packet of the stream before decoding it and :meth:`frame` for every frame before changing its pts.
+    A frame whose quantisers cannot be read (none exported, or damaged side data or slice headers)
+    gives None and is counted in :attr:`missing`.
     """
 
     def __init__(self, stream) -> None:
@@ -56,12 +133,19 @@ class StreamQp:
     def packet(self, packet) -> None:
         """Read an HEVC packet's slice QP (kept by its timestamp until its frame is decoded)."""
         if self._hevc is not None and packet.size and packet.pts is not None:
-            self._by_pts[packet.pts] = self._hevc.packet_qp(bytes(packet))
+            try:
+                qp = self._hevc.packet_qp(bytes(packet))
+            except (ValueError, IndexError, KeyError, ZeroDivisionError, OverflowError):
+                qp = None  # damaged headers: the frame is restored without its quantiser
+            self._by_pts[packet.pts] = qp
 
     def frame(self, frame) -> float | None:
         """The frame's quantiser (QPY of 8-bit meaning for H.264 at any bit depth), or None."""
         if self._hevc is None:
-            qp = frame_qp(frame, frame.format.components[0].bits)
+            try:
+                qp = frame_qp(frame, frame.format.components[0].bits)
+            except (ValueError, RuntimeError, TypeError, IndexError):
+                qp = None  # side data PyAV cannot read: the frame is restored without its quantiser
         else:
             qp = self._by_pts.pop(frame.pts, None) if frame.pts is not None else None
         self.missing += qp is None

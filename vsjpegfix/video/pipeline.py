@@ -45,7 +45,8 @@ from vsjpegfix.video.report import (
     warn,
 )
 from vsjpegfix.video.streams import CopiedStream
-from vsjpegfix.weights.profile import control_for_qps
+from vsjpegfix.video.window import Window
+from vsjpegfix.weights.profile import control_for_qps, scale_strength
 
 QUEUE_FRAMES = 8
 
@@ -83,6 +84,7 @@ class Pipeline:
         self.quiet = not options.progress
         self.matrix: str | None = options.matrix
         self.decoded = 0
+        self.window: Window | None = None  # --start/--duration: the part of the video to restore
 
     # ---------------------------------------------------------------- helpers
     def put(self, q: queue.Queue, item: Any) -> bool:
@@ -131,8 +133,13 @@ class Pipeline:
         step = max(1, round(1 / (self.rate * video.time_base))) if video.time_base else 1
         missing = 0
         video_packets = 0
-        declared = int(video.frames or 0)  # MP4/MOV: the sample count of the index
+        window = self.window
+        index_counts = window is None and container.format.name.startswith("mov,mp4")  # AVI's counts dropped frames too
+        declared = int(video.frames or 0) if index_counts else 0  # MP4/MOV: the sample count of the index
+        audio = {i for i in copies if container.streams[i].type == "audio"}
         try:
+            if window is not None:
+                window.seek(container)
             packets = container.demux()
             while True:
                 if self.stop.is_set():
@@ -143,10 +150,13 @@ class Pipeline:
                     break
                 except av.FFmpegError as exc:
                     raise TranscodeError(f"{self.src}: read error after video frame {index}: {av_message(exc)}") from None
-                if packet.stream.index != video.index:
+                if packet.stream.index != video.index or (window is not None and window.video_done):
                     if packet.stream.index in copies and packet.size:
-                        if not self.put(self.out_q, ("packet", packet)):
-                            return
+                        for item in [packet] if window is None else window.packet(packet):
+                            if not self.put(self.out_q, ("packet", item)):
+                                return
+                    if window is not None and window.finished(packet, audio):
+                        break
                     continue
                 if packet.size:
                     video_packets += 1
@@ -174,12 +184,29 @@ class Pipeline:
                         self.report.retimed_frames += 1
                         frame.pts = last_pts + 1
                     last_pts = frame.pts
+                    if window is not None:
+                        action = window.frame(frame.pts)
+                        if action == "restart":  # the seek skipped frames: from the start, once
+                            window.restart(container)
+                            packets, last_pts = container.demux(), None
+                            break
+                        if action != "keep":
+                            if action == "stop":
+                                break
+                            continue
+                        if frame.pts == window.cut_pts:
+                            for item in window.release():
+                                if not self.put(self.out_q, ("packet", item)):
+                                    return
+                        frame.pts -= window.cut_pts
                     if frame.is_corrupt:
                         self.report.corrupt_frames.append(index)
                     item = self.prepare(frame, index, need_luma, qp)
                     if not self.put(self.frames_q, item):
                         return
                     index += 1
+            if window is not None and window.cut is None:
+                raise TranscodeError(f"{self.src}: no video frame from --start {window.report.start:g} s on: it is at or beyond the end of the video")
             self.decoded = index
             if missing:
                 warn(self.report, f"{missing} frames had no timestamp; wrote them at a constant {float(self.rate):g} fps", self.quiet)
@@ -291,13 +318,18 @@ class Pipeline:
 
         ``profile``: the model's calibrated control and strength at each QP (a group with a blind
         point runs blind); ``qp``: :func:`vsjpegfix.quantisers.mapping.qp_to_qf` at full strength. Frames without a
-        quantiser (none exported) leave the group to the engine's own control.
+        quantiser (none exported) leave the group to the engine's own control. A ``strength`` option
+        scales the strength (full strength where no profile applies), capped at 1.
         """
-        if self.options.qf not in ("qp", "profile") or any(q is None for q in qps):
-            return None, None
-        if self.options.qf == "qp":
-            return [qp_to_qf(q) for q in qps], None
-        return control_for_qps(self.engine.quality_profile, qps, self.engine.has_quality)
+        qf, strength = None, None
+        if self.options.qf in ("qp", "profile") and all(q is not None for q in qps):
+            if self.options.qf == "qp":
+                qf = [qp_to_qf(q) for q in qps]
+            else:
+                qf, strength = control_for_qps(self.engine.quality_profile, qps, self.engine.has_quality)
+        if self.options.strength is not None:
+            strength = [scale_strength(v, self.options.strength) for v in (strength or [None] * len(qps))]
+        return qf, strength
 
     def _encoder_frame(self, planes: list[np.ndarray], layout: FrameLayout, template: av.VideoFrame) -> av.VideoFrame:
         o = self.output

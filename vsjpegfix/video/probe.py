@@ -62,9 +62,14 @@ def open_input(src: Path) -> av.container.InputContainer:
 
 
 def video_stream(container: av.container.InputContainer, src: Path) -> av.video.stream.VideoStream:
-    for s in container.streams.video:
-        if not (s.disposition & av.stream.Disposition.attached_pic):
+    """The first video stream that is not a cover picture; a one-line error when there is none, or when
+    FFmpeg has no decoder for it (an unknown codec tag, as a damaged file can have)."""
+    found = [s for s in container.streams.video if not (s.disposition & av.stream.Disposition.attached_pic)]
+    for s in found:
+        if s.codec_context is not None:
             return s
+    if found:
+        raise TranscodeError(f"{src}: the video stream's codec is unknown (FFmpeg has no decoder for it)")
     raise TranscodeError(f"{src}: no video stream")
 
 

@@ -37,6 +37,16 @@ class TranscodeOptions:
     overwrite: bool = False
     progress: bool = True
     codec_options: dict[str, str] = field(default_factory=dict)
+    # the fraction of the model's correction applied: None ("auto") = the profile where one applies, else all
+    # of it; a number scales the profile's strength (or is the strength without one), capped at 1
+    strength: float | None = None
+    start: float = 0.0  # --start: seconds from the file's start (vsjpegfix.video.window)
+    duration: float | None = None  # --duration: seconds restored from there (None: to the end)
+
+    @property
+    def windowed(self) -> bool:
+        """Is only a part of the video restored (``start`` or ``duration`` set)?"""
+        return bool(self.start) or self.duration is not None
 
 
 @dataclass
@@ -59,6 +69,8 @@ class TranscodeReport:
     corrupt_frames: list[int] = field(default_factory=list)
     retimed_frames: int = 0
     qf_mode: str = "auto"
+    strength_option: float | str = "auto"  # the --strength option (per_frame holds the strength applied)
+    window: dict[str, Any] | None = None  # --start/--duration: vsjpegfix.video.window.WindowReport
     per_frame: list[dict[str, Any]] = field(default_factory=list)
 
     @property

@@ -79,6 +79,9 @@ def add_copies(container, output, video, report: TranscodeReport, quiet: bool) -
         if s.type not in ("audio", "subtitle", "data", "video"):
             drop(f"{s.type} streams are not copied")
             continue
+        if not parameters_known(s):
+            drop("its parameters are unknown (no packet of it could be read: a truncated or damaged file)")
+            continue
         if (name in supported if name is not None else False) or accepts_stream(fmt, s):
             try:
                 out = output.add_stream_from_template(s)
@@ -112,6 +115,22 @@ def add_copies(container, output, video, report: TranscodeReport, quiet: bool) -
                 continue
         drop(f"the {fmt} container cannot hold {name or 'it'}")
     return copies
+
+
+def parameters_known(stream) -> bool:
+    """Does the demuxer know what a muxer needs to write the stream (an audio stream's rate and channels,
+    a video stream's size)? A truncated file can declare a stream none of whose packets it holds."""
+    ctx = stream.codec_context
+    if ctx is None:
+        return stream.type not in ("audio", "video")
+    try:
+        if stream.type == "audio":
+            return bool(ctx.sample_rate) and bool(ctx.layout.nb_channels)
+        if stream.type == "video":
+            return bool(ctx.width) and bool(ctx.height)
+    except (AttributeError, ValueError):
+        return False
+    return True
 
 
 def mux_copy(output, packet, copy: CopiedStream, report: TranscodeReport, quiet: bool) -> None:

@@ -30,11 +30,15 @@ Decoding errors that the decoder conceals are reported as warnings naming the fr
 are still written, as FFmpeg would); errors that stop decoding fail the file with the frame
 number. The output is written to a temporary file beside the destination and renamed only when
 complete (:mod:`vsjpegfix.frames.safe_write`).
+
+With ``start``/``duration`` (``--start``/``--duration``) only that part is restored, every
+timestamp shifted to start at 0 (:mod:`vsjpegfix.video.window`).
 """
 
 from __future__ import annotations
 
 import contextlib
+import math
 import sys
 import time
 from fractions import Fraction
@@ -64,6 +68,7 @@ from vsjpegfix.video.report import (
     warn,
 )
 from vsjpegfix.video.streams import CopiedStream, add_copies, copy_metadata, mux_copy
+from vsjpegfix.video.window import Window
 
 IDENTITY_MATRIX = [1 << 16, 0, 0, 0, 1 << 16, 0, 0, 0, 1 << 30]  # FFmpeg's display matrix of "no rotation"
 
@@ -106,31 +111,55 @@ def transcode(src: Path | str, dst: Path | str, engine: Engine, options: Transco
 
     src, dst = Path(src), Path(dst)
     options = options or TranscodeOptions()
-    report = TranscodeReport(str(src), str(dst), codec=options.codec, qf_mode=options.qf)
+    report = TranscodeReport(str(src), str(dst), codec=options.codec, qf_mode=options.qf,
+                             strength_option="auto" if options.strength is None else options.strength)
     quiet = not options.progress
     check_output(src, dst, overwrite=options.overwrite)
+    check_window(options)
     codec, info, out_fmt, matrix = plan(src, engine, options, report, quiet)
     started = time.perf_counter()
     with open_input(src) as container, atomic_output(dst, overwrite=options.overwrite) as tmp:
         video, options, rate, qps = open_video(container, src, options, report, quiet, engine)
         pipe = Pipeline(src, engine, options, report, out_fmt, rate, qps)
         pipe.matrix = matrix
+        if options.windowed:
+            pipe.window = open_window(container, video, src, options)
         with writing(tmp, dst, "the output", "the file") as output:
             out_video = add_video(output, video, codec, options, out_fmt, info, rate, dst)
             copies = add_copies(container, output, video, report, quiet)
             copy_metadata(container, output, video, out_video)
             start_encoding(output, codec, dst)
             total = info.frames or None
+            if options.windowed:
+                total = round(options.duration * rate) if options.duration is not None else None
             pbar = tqdm(total=total, unit="frame", desc=src.name[:30], disable=quiet, file=sys.stderr, leave=False)
             try:
                 pipe.run(lambda: pipe.decode(container, video, copies),
                          lambda: mux_loop(pipe, output, out_video, copies, report, pbar, overall, dst))
             finally:
                 pbar.close()
-        if info.frames and report.frames < info.frames:
+        if pipe.window is not None:
+            report.window = pipe.window.report.as_dict()
+        elif info.frames and report.frames < info.frames:
             warn(report, f"the input declares {info.frames} frames and {report.frames} were decoded (an edit list trims the rest, or they are damaged)", quiet)
     report.seconds = time.perf_counter() - started
     return report
+
+
+def check_window(options: TranscodeOptions) -> None:
+    """``--start`` must not be negative and ``--duration`` must be positive (one-line errors)."""
+    if not math.isfinite(options.start) or options.start < 0:
+        raise TranscodeError(f"--start must be 0 or more seconds, got {options.start:g}")
+    if options.duration is not None and (not math.isfinite(options.duration) or options.duration <= 0):
+        raise TranscodeError(f"--duration must be more than 0 seconds, got {options.duration:g}")
+
+
+def open_window(container, video, src: Path, options: TranscodeOptions) -> Window:
+    """The :class:`~vsjpegfix.video.window.Window` of ``--start``/``--duration``; a start at or beyond the
+    file's end (where the container states its duration) is an error before anything is written."""
+    if container.duration and options.start * 1_000_000 >= container.duration:
+        raise TranscodeError(f"{src}: --start {options.start:g} s is at or beyond the end of the file ({container.duration / 1e6:.3f} s)")
+    return Window(container, video, options.start, options.duration)
 
 
 @contextlib.contextmanager

@@ -111,6 +111,21 @@ def control_for_qps(profile: QualityProfile, qps: Sequence[float], has_quality: 
     return qf, [s for _, s in points]
 
 
+#: The largest ``--strength``: above 1 it only raises strengths a profile sets below 1 (the result is capped at 1).
+MAX_STRENGTH_SCALE = 2.0
+
+
+def scale_strength(strength: float | None, scale: float | None) -> float | None:
+    """The ``--strength`` option applied to a frame's strength (None: full strength, no profile applies).
+
+    ``scale`` None (``auto``) keeps ``strength``; a number multiplies it (or is the strength itself
+    where none is given) and the result is capped at 1, the model's whole correction.
+    """
+    if scale is None:
+        return strength
+    return min(1.0, (1.0 if strength is None else float(strength)) * float(scale))
+
+
 def profile_of(model: Any) -> QualityProfile | None:
     """The profile attached to a model by :func:`vsjpegfix.weights.store.load_model` (shipped models), or None."""
     profile = getattr(model, "quality_profile", None)
