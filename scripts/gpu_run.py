@@ -23,7 +23,7 @@ Stages (each a child process with a hard time limit; a failed or overrunning one
 
 1. bench main (~80 s): every model at 1080p, eager vs cuDNN autotuning vs CUDA graphs vs pinned transfers
    on 2 streams vs all, batch 1 and 4, fp16 and bf16, FBCNN at 2160p in tiles; fp16/bf16 vs fp32 PSNR on
-   real frames (:mod:`vsjpegfix.training.gpu_bench`).
+   real frames (:mod:`vsjpegfix.training.gpu_bench`, plan in :mod:`vsjpegfix.training.gpu_cases`).
 2. bench compile (the rest of 150 s): compiled colour steps, then torch.compile modes of the model, each
    setting for every model (smallest first) before the next.
 3. train (the rest, ~5.5 min of training): the shipped ``--model`` (default arcnn) continued on the
@@ -39,7 +39,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -77,7 +76,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
 
 
 def run(argv: list[str]) -> int:
-    from vsjpegfix.training.gpu_bench import MODELS
+    from vsjpegfix.training.gpu_cases import MODELS
     from vsjpegfix.training.gpu_stages import RunLog, gpu_snapshot, merge_results, plot_curves, run_stage
 
     a, t0 = parse(argv), time.time()
@@ -132,25 +131,13 @@ def stage(argv: list[str]) -> int:
 
     p = argparse.ArgumentParser(prog="gpu_run.py stage")
     p.add_argument("which", choices=["bench", "train"])
-    p.add_argument("--data", type=Path, required=True)
-    p.add_argument("--device", default="cuda")
-    p.add_argument("--out-json", type=Path)
-    p.add_argument("--phase", default="main")
-    p.add_argument("--deadline", type=float, default=0.0)
-    p.add_argument("--size", default="1920x1080")
-    p.add_argument("--big", default="3840x2160")
-    p.add_argument("--tile", type=int, default=1024)
-    p.add_argument("--precisions", default="fp16,bf16")
-    p.add_argument("--seconds", type=float, default=1.0)
-    p.add_argument("--models", default="")
-    p.add_argument("--modes", default="")
-    p.add_argument("--out", type=Path)
-    p.add_argument("--model", default="arcnn")
-    p.add_argument("--control", default="blind")
-    p.add_argument("--checkpoint-every", type=float, default=60.0)
-    p.add_argument("--val-every", type=float, default=30.0)
-    p.add_argument("--log-every", type=float, default=5.0)
-    p.add_argument("--batch", type=int, default=0)
+    for name, default in (("--data", None), ("--device", "cuda"), ("--out-json", None), ("--phase", "main"), ("--size", "1920x1080"),
+                          ("--big", "3840x2160"), ("--precisions", "fp16,bf16"), ("--models", ""), ("--modes", ""), ("--out", None),
+                          ("--model", "arcnn"), ("--control", "blind")):
+        p.add_argument(name, default=default)
+    for name, default in (("--deadline", 0.0), ("--tile", 1024), ("--seconds", 1.0), ("--checkpoint-every", 60.0),
+                          ("--val-every", 30.0), ("--log-every", 5.0), ("--batch", 0)):
+        p.add_argument(name, type=type(default), default=default)
     a = p.parse_args(argv)
     if a.device == "cpu":
         torch.set_num_threads(1)  # the dry run shares a small machine
@@ -158,33 +145,23 @@ def stage(argv: list[str]) -> int:
     if a.which == "train":
         from vsjpegfix.training.gpu_train import train_stage
 
-        train_stage(a.data, a.out, model_name=a.model, seconds=a.seconds, device=a.device, batch=a.batch or None,
+        train_stage(Path(a.data), Path(a.out), model_name=a.model, seconds=a.seconds, device=a.device, batch=a.batch or None,
                     control=a.control, checkpoint_every=a.checkpoint_every, val_every=a.val_every, log_every=a.log_every, log=log)
         return 0
-    from vsjpegfix.training.gpu_bench import MODELS, Bench, plan
-    from vsjpegfix.training.gpu_stages import device_info
-    from vsjpegfix.training.gpu_data import read_samples
+    from vsjpegfix.training.gpu_bench import bench_stage
+    from vsjpegfix.training.gpu_cases import MODELS
 
     size = lambda s: tuple(int(v) for v in s.split("x"))  # noqa: E731
-    device = torch.device(a.device)
-    bench = Bench(a.out_json, read_samples(a.data / "frames.npz"), device, log, seconds=a.seconds,
-                  min_calls=2 if a.device == "cpu" else 3)
-    bench.results.setdefault("device", device_info(device))
-    precisions = a.precisions.split(",")
-    models = [m for m in a.models.split(",") if m] or list(MODELS)
-    cases = plan(a.phase, models, size(a.size), size(a.big), a.tile, precisions, [m for m in a.modes.split(",") if m] or None,
-                 cuda=device.type == "cuda")
-    log(f"[bench] {a.phase}: {len(cases)} cases, {a.deadline - time.time():.0f} s")
-    if a.phase == "main":
-        for m in models:
-            bench.precision_check(m, precisions)
-    bench.run(cases, a.deadline, reserve=2.0 if a.phase == "main" else 8.0)
+    split = lambda s: [v for v in s.split(",") if v]  # noqa: E731
+    bench_stage(Path(a.data), Path(a.out_json), a.device, a.phase, a.deadline, size(a.size), size(a.big), a.tile,
+                split(a.precisions), a.seconds, split(a.models) or MODELS, split(a.modes) or None, log)
     return 0
 
 
 def build_data(argv: list[str]) -> int:
     """``build-data``: code the clips (PyAV, here) into the folder that travels; refuse it if the transfer would not fit."""
-    from vsjpegfix.training.gpu_data import BundleSpec, build_bundle
+    from vsjpegfix.training.errors import TrainingError
+    from vsjpegfix.training.gpu_data import BundleSpec, build_bundle, transfer_bytes
 
     p = argparse.ArgumentParser(prog="gpu_run.py build-data")
     p.add_argument("--out", type=Path, default=REPO / "gpu_data")
@@ -198,18 +175,14 @@ def build_data(argv: list[str]) -> int:
     spec = BundleSpec(train_count=12, val_count=4, val_size=64, test_crop=64, test_videos=("talkinghead_384x384_60f",),
                       frame_videos=("spmcs_amvtg004_lr_240x134_31f",), frames_per_video=1) if a.tiny else BundleSpec()
     try:
-        meta = build_bundle(a.out, a.images, a.val_images, a.videos, spec, log=lambda s: print(s, file=sys.stderr))
-    except (OSError, ValueError) as exc:
+        build_bundle(a.out, a.images, a.val_images, a.videos, spec, log=lambda s: print(s, file=sys.stderr))
+    except (OSError, TrainingError) as exc:
         raise SystemExit(f"error: {exc}") from None
-    listed = subprocess.run(["git", "-C", str(REPO), "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
-                            capture_output=True, check=True).stdout  # what travels: tracked and not-ignored files
-    files = set(listed.split(b"\0"))
-    tree = sum((REPO / f.decode()).stat().st_size for f in files if f and (REPO / f.decode()).is_file())
-    data = sum(s["bytes"] for s in meta["sets"].values())
-    total = tree + data
-    print(f"transfer: tree {tree / 2**20:.1f} MiB + data {data / 2**20:.1f} MiB = {total / 2**20:.1f} MiB of 64", file=sys.stderr)
-    if total > TRANSFER_LIMIT:
-        raise SystemExit(f"error: {total / 2**20:.1f} MiB would not travel (limit 64 MiB); build fewer training samples")
+    tree, data = transfer_bytes(REPO, a.out)
+    print(f"transfer: tree {tree / 2**20:.1f} MiB + data {data / 2**20:.1f} MiB = {(tree + data) / 2**20:.1f} MiB of 64",
+          file=sys.stderr)
+    if tree + data > TRANSFER_LIMIT:
+        raise SystemExit(f"error: {(tree + data) / 2**20:.1f} MiB would not travel (limit 64 MiB); build fewer training samples")
     return 0
 
 

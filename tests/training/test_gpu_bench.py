@@ -3,7 +3,8 @@
 import pytest
 
 from vsjpegfix.models import FastARCNN
-from vsjpegfix.training.gpu_bench import MODELS, Case, best_settings, flops_per_frame, plan
+from vsjpegfix.training.gpu_bench import flops_per_frame
+from vsjpegfix.training.gpu_cases import MODELS, Case, best_settings, plan
 
 
 def test_plan_main_and_compile_phases():

@@ -20,8 +20,8 @@ the raw bytes on these clips; Pillow reads it there), all of a set in one ``.npz
 * ``bundle.json`` - how all of it was made (sources, seeds, QPs, sizes, bytes).
 
 Reading (:func:`read_samples`) needs numpy and Pillow only. The builders need PyAV (imported
-lazily). ``make_clip_sample`` in ``scripts/train.py`` cuts clips the same way (a small overlap,
-to be unified when the training script's logic moves into this package).
+lazily). :func:`vsjpegfix.training.data.make_clip_sample` cuts clips the same way but keeps RGB
+frames (a small overlap, to be unified).
 """
 
 from __future__ import annotations
@@ -39,6 +39,7 @@ import numpy as np
 from PIL import Image
 
 from vsjpegfix.training.augment import dihedral
+from vsjpegfix.training.errors import TrainingError
 
 GRID = 16
 MARGIN = 16
@@ -66,7 +67,7 @@ class SampleSet:
         """One field (``y``, ``u``, ``v`` or ``clean``) as one array; the samples must have one size."""
         items = getattr(self, key)
         if len({a.shape for a in items}) != 1:
-            raise ValueError(f"the {key} images of this set differ in size; use them one by one")
+            raise TrainingError(f"the {key} images of this set differ in size; use them one by one")
         return np.stack(items)
 
 
@@ -152,11 +153,11 @@ def still_clips(images: Sequence[np.ndarray], count: int, *, size: int, seed: in
     from vsjpegfix.training.degrade_video import QP_RANGE, moving_clip, qp_label
 
     if size % GRID:
-        raise ValueError(f"size must be a multiple of {GRID}, got {size}")
+        raise TrainingError(f"size must be a multiple of {GRID}, got {size}")
     side = size + 2 * MARGIN
     usable = [img for img in images if min(img.shape[:2]) >= side + 16 + 8 * (frames - 1)]
     if not usable:
-        raise ValueError(f"no image is large enough for {side}-pixel clips")
+        raise TrainingError(f"no image is large enough for {side}-pixel clips")
     ys, us, vs, cleans, labels, info = [], [], [], [], [], []
     for i in range(count):
         rng = np.random.default_rng([seed, i])
@@ -184,7 +185,7 @@ def _video_rgb(path: Path, frames: int, start: int = 0) -> np.ndarray:
 
     planes = [p[start : start + frames] for p in read_yuv420(path, frames=start + frames)]
     if planes[0].shape[0] < frames:
-        raise ValueError(f"{path}: fewer than {start + frames} frames")
+        raise TrainingError(f"{path}: fewer than {start + frames} frames")
     rgb = planes_to_rgb([torch.from_numpy(p) for p in planes], PlaneFormat("yuv", 8, subsampling=(1, 1), matrix="bt601"))
     return rgb.mul(255).round().byte().permute(0, 2, 3, 1).numpy()
 
@@ -250,9 +251,9 @@ def build_bundle(out: Path, images: Path, val_images: Path, videos: Path, spec: 
     out.mkdir(parents=True, exist_ok=True)
     train_paths, val_paths = list_images(images), list_images(val_images)
     if not train_paths or not val_paths:
-        raise ValueError(f"no images under {images if not train_paths else val_images}")
+        raise TrainingError(f"no images under {images if not train_paths else val_images}")
     if {p.resolve() for p in train_paths} & {p.resolve() for p in val_paths}:
-        raise ValueError("the training and validation images overlap")
+        raise TrainingError("the training and validation images overlap")
     video = lambda names: [Path(videos) / f"{n}.mkv" for n in names]  # noqa: E731
     sets = {
         "train.npz": lambda: still_clips([_load_rgb(p) for p in train_paths], spec.train_count, size=spec.train_size,
@@ -275,3 +276,13 @@ def build_bundle(out: Path, images: Path, val_images: Path, videos: Path, spec: 
             "sets": described, "seconds": round(time.perf_counter() - t0, 1)}
     (out / "bundle.json").write_text(json.dumps(meta, indent=1) + "\n")
     return meta
+
+
+def transfer_bytes(repo: Path, data: Path) -> tuple[int, int]:
+    """Bytes that travel to the GPU machine: the working tree (tracked and not-ignored files) and ``data``."""
+    import subprocess
+
+    listed = subprocess.run(["git", "-C", str(repo), "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+                            capture_output=True, check=True).stdout
+    tree = sum((Path(repo) / f.decode()).stat().st_size for f in set(listed.split(b"\0")) if f and (Path(repo) / f.decode()).is_file())
+    return tree, sum(p.stat().st_size for p in Path(data).rglob("*") if p.is_file())

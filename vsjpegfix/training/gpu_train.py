@@ -12,8 +12,11 @@ thread (NVML through :func:`torch.cuda.utilization`, else ``nvidia-smi``).
 Loss: L1 on the image, plus 0.1 x L1 between FBCNN's predicted quality and the clip's label
 (``control="qp"`` feeds the label as FBCNN's control instead: a model controlled by the frame's
 QP). Adam; the learning rate warms up for 3 % of the time budget, then follows a cosine to 2 %
-of it at the end of the budget. Mixed precision (bf16 autocast) on CUDA. The loss and schedule
-are those of ``scripts/train.py`` (a small overlap, to be unified when its loop moves here).
+of it at the end of the budget. Mixed precision (bf16 autocast) on CUDA. The loss is
+:func:`vsjpegfix.training.objective.loss_fn`'s without its mask for missing labels (clips always
+have one; the mask's check would wait for the GPU every step), the schedule a time-based variant
+of :func:`vsjpegfix.training.objective.learning_rate` (a small overlap with :mod:`.trainer`, to be
+unified).
 
 Every ``checkpoint_every`` seconds: ``checkpoint.pt`` (weights, the optimizer state when it fits the
 16 MiB a returned file may have, step), the fp16 safetensors export and ``train.json`` (curves) are
@@ -43,6 +46,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from vsjpegfix.engine.colour import PlaneFormat, planes_to_rgb
+from vsjpegfix.training.errors import TrainingError
 from vsjpegfix.training.gpu_data import SampleSet, read_samples
 
 FORMAT = PlaneFormat("yuv", 8, subsampling=(1, 1), matrix="bt709")
@@ -103,7 +107,7 @@ def forward(model: nn.Module, x: torch.Tensor, label: torch.Tensor | None, contr
 
 
 def loss_fn(img: torch.Tensor, q: torch.Tensor | None, target: torch.Tensor, label: torch.Tensor) -> torch.Tensor:
-    """L1 on the image, plus FBCNN's quality L1 (weight 0.1) when it predicted one."""
+    """L1 on the image, plus FBCNN's quality L1 (weight 0.1) when it predicted one (no host sync: see the module docstring)."""
     loss = F.l1_loss(img.float(), target)
     return loss if q is None else loss + QUALITY_LOSS_WEIGHT * F.l1_loss(q.float(), label)
 
@@ -221,7 +225,7 @@ def train_stage(data: Path, out: Path, *, model_name: str = "arcnn", seconds: fl
     model = load_model(model_name).float()
     arch = arch_of(model)
     if control == "qp" and not getattr(model, "has_quality", False):
-        raise ValueError(f"--control qp needs an FBCNN model; {model_name} is {arch}")
+        raise TrainingError(f"--control qp needs an FBCNN model; {model_name} is {arch}")
     batch, lr = batch or DEFAULT_BATCH[arch], lr or DEFAULT_LR[arch]
     sets = {name: DeviceSet.load(read_samples(Path(data) / f"{name}.npz"), dev) for name in ("train", "val", "test")}
     shipped = copy.deepcopy(model).to(dev).to(memory_format=torch.channels_last)
