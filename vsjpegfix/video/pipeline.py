@@ -33,7 +33,7 @@ from vsjpegfix.frames.av_frames import (
     read_planes,
 )
 from vsjpegfix.quantisers.mapping import qp_to_qf
-from vsjpegfix.quantisers.stream import StreamQp
+from vsjpegfix.quantisers.stream import FrameQuantiser, StreamQp
 from vsjpegfix.video.probe import (
     OutputFormat,
 )
@@ -62,7 +62,7 @@ class Decoded:
     index: int
     frame: av.VideoFrame
     planes: list[np.ndarray]
-    qp: float | None
+    quantiser: FrameQuantiser | None
     luma: np.ndarray | None
 
 
@@ -171,7 +171,7 @@ class Pipeline:
                 except av.FFmpegError as exc:
                     raise TranscodeError(f"{self.src}: decoding error at video frame {index}: {av_message(exc)}") from None
                 for frame in frames:
-                    qp = self.qps.frame(frame) if self.qps is not None else None  # before any retiming
+                    quantiser = self.qps.frame(frame) if self.qps is not None else None  # before any retiming
                     if (frame.width, frame.height) != (self.output.width, self.output.height):
                         raise TranscodeError(
                             f"{self.src}: the video changes size at frame {index} ({self.output.width}x{self.output.height} -> "
@@ -201,7 +201,7 @@ class Pipeline:
                         frame.pts -= window.cut_pts
                     if frame.is_corrupt:
                         self.report.corrupt_frames.append(index)
-                    item = self.prepare(frame, index, need_luma, qp)
+                    item = self.prepare(frame, index, need_luma, quantiser)
                     if not self.put(self.frames_q, item):
                         return
                     index += 1
@@ -226,14 +226,14 @@ class Pipeline:
             warn(self.report, f"{self.qps.missing} frame(s) had no readable quantiser; their groups were restored with the "
                                "model's own quality control", self.quiet)
 
-    def prepare(self, frame: av.VideoFrame, index: int, need_luma: bool, qp: float | None) -> Decoded:
+    def prepare(self, frame: av.VideoFrame, index: int, need_luma: bool, quantiser: FrameQuantiser | None) -> Decoded:
         pix = planar_format(frame.format.name)
         if pix != frame.format.name:
             frame = frame.reformat(format=pix)
         layout = layout_of(pix)
         planes = read_planes(frame, layout)
         luma = luma_small(planes, layout) if need_luma else None
-        return Decoded(index, frame, pad_to_subsampling(planes, layout), qp, luma)
+        return Decoded(index, frame, pad_to_subsampling(planes, layout), quantiser, luma)
 
     # ---------------------------------------------------------------- stage 2: restore
     def restore(self) -> None:
@@ -294,13 +294,13 @@ class Pipeline:
                     planes.append(np.stack([np.stack([d.planes[p] for d in stack]) for _, stack in group]))
                 else:
                     planes.append(np.stack([centre.planes[p] for centre, _ in group]))
-            qf, strength = self._quality_control([centre.qp for centre, _ in group])
+            qf, strength = self._quality_control([centre.quantiser.qp if centre.quantiser else None for centre, _ in group])
             result = self.engine.restore(planes, fmt, qf=qf, strength=strength)
             for i, (centre, _) in enumerate(group):
                 out = self._encoder_frame([p[i] for p in result.planes], layout, centre.frame)
                 info: dict[str, Any] = {}
-                if centre.qp is not None:
-                    info["qp"] = round(centre.qp, 3)
+                if centre.quantiser is not None:
+                    info["qp"] = round(centre.quantiser.qp, 3)
                 if result.predicted_qf is not None:
                     info["predicted_qf"] = round(result.predicted_qf[i], 3)
                 if result.used_qf is not None:
