@@ -18,6 +18,7 @@ from typing import Any, Callable
 import av
 import numpy as np
 
+from vsjpegfix.engine.control import video_control
 from vsjpegfix.engine.core import Engine
 from vsjpegfix.engine.temporal import window_indices
 from vsjpegfix.frames.av_frames import (
@@ -32,7 +33,6 @@ from vsjpegfix.frames.av_frames import (
     planar_format,
     read_planes,
 )
-from vsjpegfix.quantisers.mapping import qp_to_qf
 from vsjpegfix.quantisers.stream import FrameQuantiser, StreamQp
 from vsjpegfix.video.probe import (
     OutputFormat,
@@ -46,7 +46,6 @@ from vsjpegfix.video.report import (
 )
 from vsjpegfix.video.streams import CopiedStream
 from vsjpegfix.video.window import Window
-from vsjpegfix.weights.profile import control_for_qps, scale_strength
 
 QUEUE_FRAMES = 8
 
@@ -294,7 +293,7 @@ class Pipeline:
                     planes.append(np.stack([np.stack([d.planes[p] for d in stack]) for _, stack in group]))
                 else:
                     planes.append(np.stack([centre.planes[p] for centre, _ in group]))
-            qf, strength = self._quality_control([centre.quantiser.qp if centre.quantiser else None for centre, _ in group])
+            qf, strength = self._quality_control([centre.quantiser for centre, _ in group])
             result = self.engine.restore(planes, fmt, qf=qf, strength=strength)
             for i, (centre, _) in enumerate(group):
                 out = self._encoder_frame([p[i] for p in result.planes], layout, centre.frame)
@@ -313,23 +312,9 @@ class Pipeline:
                     return False
         return True
 
-    def _quality_control(self, qps: list[float | None]) -> tuple[list[float] | None, list[float] | None]:
-        """``(qf, strength)`` per frame for the engine from the frames' quantisers (None: the engine's own).
-
-        ``profile``: the model's calibrated control and strength at each QP (a group with a blind
-        point runs blind); ``qp``: :func:`vsjpegfix.quantisers.mapping.qp_to_qf` at full strength. Frames without a
-        quantiser (none exported) leave the group to the engine's own control. A ``strength`` option
-        scales the strength (full strength where no profile applies), capped at 1.
-        """
-        qf, strength = None, None
-        if self.options.qf in ("qp", "profile") and all(q is not None for q in qps):
-            if self.options.qf == "qp":
-                qf = [qp_to_qf(q) for q in qps]
-            else:
-                qf, strength = control_for_qps(self.engine.quality_profile, qps, self.engine.has_quality)
-        if self.options.strength is not None:
-            strength = [scale_strength(v, self.options.strength) for v in (strength or [None] * len(qps))]
-        return qf, strength
+    def _quality_control(self, quantisers: list[FrameQuantiser | None]) -> tuple[list[float] | None, list[float] | None]:
+        """``(qf, strength)`` per frame for the engine (:func:`vsjpegfix.engine.control.video_control`)."""
+        return video_control(self.engine.quality_profile, self.engine.has_quality, quantisers, self.options.qf, self.options.strength)
 
     def _encoder_frame(self, planes: list[np.ndarray], layout: FrameLayout, template: av.VideoFrame) -> av.VideoFrame:
         o = self.output
