@@ -70,8 +70,10 @@ def test_stream_qp_reads_each_frame_in_display_order(tmp_path, encoder, containe
             got += [(f.pts, "?IPB"[int(f.pict_type)], reader.frame(f)) for f in packet.decode()]  # AVPictureType
     assert reader.missing == 0 and len(got) == 7
     by_type = {"I": (31,), "P": (34,), "B": (35, 36)}  # a B frame used as a reference sits between P and B
-    for _, kind, qp in sorted(got):
-        assert qp in by_type[kind], (kind, qp)
+    for _, kind, q in sorted(got):
+        assert q.qp in by_type[kind] and q.value == q.qp and q.picture_type == kind, (kind, q)
+        assert q.codec == ("h264" if encoder == "libx264" else "hevc")
+        assert (q.blocks is not None) == (encoder == "libx264")  # H.264's macroblock QPs come with it
     assert {kind for _, kind, _ in got} == {"I", "P", "B"}
 
 
@@ -108,7 +110,7 @@ def test_cropped_h264_reads_by_block_positions(tmp_path):
         assert frame_qp(frames[0]) == pytest.approx(np.mean(blocks.qp))
     assert reader.missing == 0 and len(qps) == 4
     # --qf qp 30, no adaptive quantisation: I frames 30 - 6*log2(1.4)/... rounded; every block the same QP
-    assert all(q is not None and 25 <= q <= 32 for q in qps), qps
+    assert all(q is not None and 25 <= q.qp <= 32 for q in qps), qps
     # clipped to the 40x48 picture: the blocks of column 48 and row 48 of the 64x64 grid are left out
     assert len(blocks) == 9
     assert blocks.x.min() == 0 and (blocks.x + blocks.w).max() == 40 and (blocks.y + blocks.h).max() == 48

@@ -203,7 +203,7 @@ def video_shots(src: Path, out: Path | None, args: argparse.Namespace) -> list[S
         picture, model, strength = after[i]
         if picture.shape != before.shape:
             raise ValueError(f"{out}: frames of {picture.shape[1]}x{picture.shape[0]}, but the input's are {before.shape[1]}x{before.shape[0]}")
-        quantiser = f"{CODEC_NAMES.get(codec, codec)} QP {item.qp:.1f}" if item.qp is not None else f"{codec}: no QP"
+        quantiser = f"{CODEC_NAMES.get(codec, codec)} QP {item.quantiser.value:.1f}" if item.quantiser is not None else f"{codec}: no QP"
         shots.append(Shot(before, picture, f"frame {i}, {times[i]:.2f} s", quantiser, model, strength))
     return shots
 
@@ -245,10 +245,10 @@ def decode_input(
                 if qps is not None:
                     qps.packet(packet)
                 for frame in packet.decode():
-                    qp = qps.frame(frame) if qps is not None else None
+                    quantiser = qps.frame(frame) if qps is not None else None
                     if index in keep:
-                        item = pipe.prepare(frame, index, engine.frames > 1, qp) if pipe else None
-                        decoded[index] = item or _Plain(frame, qp)
+                        item = pipe.prepare(frame, index, engine.frames > 1, quantiser) if pipe else None
+                        decoded[index] = item or _Plain(frame, quantiser)
                     index += 1
                 if index > needed[-1]:
                     break
@@ -264,7 +264,7 @@ class _Plain:
     """A decoded input frame kept for the picture only (OUTPUT given: nothing is restored)."""
 
     frame: Any  # av.VideoFrame
-    qp: float | None
+    quantiser: Any  # FrameQuantiser | None
 
 
 def restore_frame(src: Path, decoded: dict[int, Any], i: int, radius: int, count: int, engine: Engine,

@@ -12,6 +12,11 @@ Layer: above :mod:`vsjpegfix.weights` and :mod:`vsjpegfix.models`; knows nothing
 """
 
 from vsjpegfix.engine.core import Engine, RestoreResult
-from vsjpegfix.engine.device import PRECISIONS, EngineError, resolve_device, resolve_precision
+from vsjpegfix.engine.device import (
+    PRECISIONS,
+    EngineError,
+    resolve_device,
+    resolve_precision,
+)
 
 __all__ = ["PRECISIONS", "Engine", "EngineError", "RestoreResult", "resolve_device", "resolve_precision"]

@@ -40,6 +40,30 @@ class MacroblockQps:
         return int(self.qp.size)
 
 
+@dataclass(frozen=True)
+class FrameQuantiser:
+    """What one decoded frame's bitstream says about how hard it was compressed.
+
+    ``codec``: the stream's FFmpeg codec name; ``value``: the quantiser in the codec's own scale (H.264
+    and HEVC: the QP); ``qp``: the same on the H.264 QP scale that quality profiles use;
+    ``picture_type``: ``"I"``, ``"P"`` or ``"B"`` (None when the decoder does not say); ``blocks``: the
+    per-macroblock quantisers with their positions (H.264 only, else None).
+    """
+
+    codec: str
+    value: float
+    qp: float
+    picture_type: str | None = None
+    blocks: MacroblockQps | None = None
+
+
+def picture_type(frame) -> str | None:
+    """``"I"``, ``"P"`` or ``"B"`` for a decoded PyAV frame (None for other or unknown types)."""
+    kind = getattr(frame, "pict_type", None)  # AVPictureType: an int (PyAV 19) or an enum with .name
+    name = getattr(kind, "name", None) or {1: "I", 2: "P", 3: "B"}.get(int(kind or 0))
+    return name if name in ("I", "P", "B") else None
+
+
 def _block_table(params) -> np.ndarray:
     """``(nb_blocks, 5)`` int32 rows ``src_x, src_y, w, h, delta_qp`` of a ``VideoEncParams``.
 
@@ -86,6 +110,17 @@ def macroblock_qps(params, width: int, height: int, bits: int = 8) -> Macroblock
     return MacroblockQps(x0[inside], y0[inside], (x1 - x0)[inside], (y1 - y0)[inside], qp[inside])
 
 
+def _h264_quantisers(frame, bits: int) -> tuple[float | None, MacroblockQps | None]:
+    """``(mean QP, per-macroblock QPs)`` of a decoded H.264 frame's ``venc_params`` side data."""
+    params = frame.side_data.get("VIDEO_ENC_PARAMS")
+    if params is None:
+        return None, None
+    if not params.nb_blocks:
+        return float(params.qp) - 6 * (bits - 8), None
+    blocks = macroblock_qps(params, frame.width, frame.height, bits)
+    return (float(np.mean(blocks.qp)), blocks) if len(blocks) else (None, None)
+
+
 def frame_qp(frame, bits: int = 8) -> float | None:
     """Mean quantiser of a decoded frame (PyAV ``VideoFrame``) from its ``venc_params`` side data.
 
@@ -95,13 +130,7 @@ def frame_qp(frame, bits: int = 8) -> float | None:
     ``QPY``, what an 8-bit stream's QP means relative to the signal's range, is returned. None if the
     frame carries no quantisers (or no block of them lies inside the picture).
     """
-    params = frame.side_data.get("VIDEO_ENC_PARAMS")
-    if params is None:
-        return None
-    if not params.nb_blocks:
-        return float(params.qp) - 6 * (bits - 8)
-    blocks = macroblock_qps(params, frame.width, frame.height, bits)
-    return float(np.mean(blocks.qp)) if len(blocks) else None
+    return _h264_quantisers(frame, bits)[0]
 
 
 class StreamQp:
@@ -139,14 +168,17 @@ class StreamQp:
                 qp = None  # damaged headers: the frame is restored without its quantiser
             self._by_pts[packet.pts] = qp
 
-    def frame(self, frame) -> float | None:
-        """The frame's quantiser (QPY of 8-bit meaning for H.264 at any bit depth), or None."""
+    def frame(self, frame) -> FrameQuantiser | None:
+        """The frame's quantiser (H.264: QPY of 8-bit meaning at any bit depth, with its macroblocks), or None."""
+        blocks = None
         if self._hevc is None:
             try:
-                qp = frame_qp(frame, frame.format.components[0].bits)
+                qp, blocks = _h264_quantisers(frame, frame.format.components[0].bits)
             except (ValueError, RuntimeError, TypeError, IndexError):
                 qp = None  # side data PyAV cannot read: the frame is restored without its quantiser
         else:
             qp = self._by_pts.pop(frame.pts, None) if frame.pts is not None else None
         self.missing += qp is None
-        return qp
+        if qp is None:
+            return None
+        return FrameQuantiser(self.codec, float(qp), float(qp), picture_type(frame), blocks)

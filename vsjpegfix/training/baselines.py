@@ -258,7 +258,7 @@ def _decode_with_qp(container, want_qp: bool):
         if reader is not None:
             reader.packet(packet)
         for frame in packet.decode():
-            yield frame, reader.frame(frame) if reader is not None else None
+            yield frame, reader.frame(frame) if reader is not None else None  # FrameQuantiser or None
 
 
 def read_yuv420(path, *, frames: int | None = None, qps: list | None = None) -> list[np.ndarray]:
@@ -274,7 +274,7 @@ def read_yuv420(path, *, frames: int | None = None, qps: list | None = None) -> 
                 raise ValueError(f"{path}: expected yuv420p, got {frame.format.name}")
             out.append(_read_frame(frame, np.uint8, 3))
             if qps is not None:
-                qps.append(qp)
+                qps.append(qp.qp if qp is not None else None)
             if frames is not None and len(out) >= frames:
                 break
     if not out:
@@ -301,6 +301,7 @@ def encode_decode_yuv420(
         colorspace: AVColorSpace tag written to the stream (6 = BT.601, 1 = BT.709); metadata only.
         rate: frame rate written to the stream (x264/x265 rate control does not use it at constant QP).
         stats: if given, receives ``bytes`` (size of the elementary stream), ``encoder`` and
+            ``quantisers`` (per decoded frame, :class:`~vsjpegfix.quantisers.stream.FrameQuantiser` or None) and
             ``frame_qp`` (per decoded frame, the quantiser as the transcoder reads it: the mean
             macroblock QP the H.264 decoder exports, HEVC's slice QP).
 
@@ -348,13 +349,14 @@ def encode_decode_yuv420(
         stats["encoder"] = encoder
     buf.seek(0)
     decoded: list[list[np.ndarray]] = []
-    frame_qps: list[float | None] = []
+    quantisers = []
     with av.open(buf, "r", format=fmt) as inp:
         for frame, qp in _decode_with_qp(inp, stats is not None):
             decoded.append(_read_frame(frame, np.uint8, 3))
-            frame_qps.append(qp)
+            quantisers.append(qp)
     if stats is not None:
-        stats["frame_qp"] = frame_qps
+        stats["frame_qp"] = [q.qp if q is not None else None for q in quantisers]
+        stats["quantisers"] = quantisers  # FrameQuantiser per frame (picture type, H.264 macroblocks)
     if len(decoded) != t:
         raise RuntimeError(f"{encoder} returned {len(decoded)} frames for {t}")
     return [np.stack([d[p] for d in decoded]) for p in range(3)]

@@ -18,6 +18,7 @@ from typing import Any, Callable
 import av
 import numpy as np
 
+from vsjpegfix.engine.control import video_control
 from vsjpegfix.engine.core import Engine
 from vsjpegfix.engine.temporal import window_indices
 from vsjpegfix.frames.av_frames import (
@@ -32,8 +33,7 @@ from vsjpegfix.frames.av_frames import (
     planar_format,
     read_planes,
 )
-from vsjpegfix.quantisers.mapping import qp_to_qf
-from vsjpegfix.quantisers.stream import StreamQp
+from vsjpegfix.quantisers.stream import FrameQuantiser, StreamQp
 from vsjpegfix.video.probe import (
     OutputFormat,
 )
@@ -46,7 +46,6 @@ from vsjpegfix.video.report import (
 )
 from vsjpegfix.video.streams import CopiedStream
 from vsjpegfix.video.window import Window
-from vsjpegfix.weights.profile import control_for_qps, scale_strength
 
 QUEUE_FRAMES = 8
 
@@ -62,7 +61,7 @@ class Decoded:
     index: int
     frame: av.VideoFrame
     planes: list[np.ndarray]
-    qp: float | None
+    quantiser: FrameQuantiser | None
     luma: np.ndarray | None
 
 
@@ -171,7 +170,7 @@ class Pipeline:
                 except av.FFmpegError as exc:
                     raise TranscodeError(f"{self.src}: decoding error at video frame {index}: {av_message(exc)}") from None
                 for frame in frames:
-                    qp = self.qps.frame(frame) if self.qps is not None else None  # before any retiming
+                    quantiser = self.qps.frame(frame) if self.qps is not None else None  # before any retiming
                     if (frame.width, frame.height) != (self.output.width, self.output.height):
                         raise TranscodeError(
                             f"{self.src}: the video changes size at frame {index} ({self.output.width}x{self.output.height} -> "
@@ -201,7 +200,7 @@ class Pipeline:
                         frame.pts -= window.cut_pts
                     if frame.is_corrupt:
                         self.report.corrupt_frames.append(index)
-                    item = self.prepare(frame, index, need_luma, qp)
+                    item = self.prepare(frame, index, need_luma, quantiser)
                     if not self.put(self.frames_q, item):
                         return
                     index += 1
@@ -226,14 +225,14 @@ class Pipeline:
             warn(self.report, f"{self.qps.missing} frame(s) had no readable quantiser; their groups were restored with the "
                                "model's own quality control", self.quiet)
 
-    def prepare(self, frame: av.VideoFrame, index: int, need_luma: bool, qp: float | None) -> Decoded:
+    def prepare(self, frame: av.VideoFrame, index: int, need_luma: bool, quantiser: FrameQuantiser | None) -> Decoded:
         pix = planar_format(frame.format.name)
         if pix != frame.format.name:
             frame = frame.reformat(format=pix)
         layout = layout_of(pix)
         planes = read_planes(frame, layout)
         luma = luma_small(planes, layout) if need_luma else None
-        return Decoded(index, frame, pad_to_subsampling(planes, layout), qp, luma)
+        return Decoded(index, frame, pad_to_subsampling(planes, layout), quantiser, luma)
 
     # ---------------------------------------------------------------- stage 2: restore
     def restore(self) -> None:
@@ -294,13 +293,13 @@ class Pipeline:
                     planes.append(np.stack([np.stack([d.planes[p] for d in stack]) for _, stack in group]))
                 else:
                     planes.append(np.stack([centre.planes[p] for centre, _ in group]))
-            qf, strength = self._quality_control([centre.qp for centre, _ in group])
+            qf, strength = self._quality_control([centre.quantiser for centre, _ in group])
             result = self.engine.restore(planes, fmt, qf=qf, strength=strength)
             for i, (centre, _) in enumerate(group):
                 out = self._encoder_frame([p[i] for p in result.planes], layout, centre.frame)
                 info: dict[str, Any] = {}
-                if centre.qp is not None:
-                    info["qp"] = round(centre.qp, 3)
+                if centre.quantiser is not None:
+                    info["qp"] = round(centre.quantiser.qp, 3)
                 if result.predicted_qf is not None:
                     info["predicted_qf"] = round(result.predicted_qf[i], 3)
                 if result.used_qf is not None:
@@ -313,23 +312,9 @@ class Pipeline:
                     return False
         return True
 
-    def _quality_control(self, qps: list[float | None]) -> tuple[list[float] | None, list[float] | None]:
-        """``(qf, strength)`` per frame for the engine from the frames' quantisers (None: the engine's own).
-
-        ``profile``: the model's calibrated control and strength at each QP (a group with a blind
-        point runs blind); ``qp``: :func:`vsjpegfix.quantisers.mapping.qp_to_qf` at full strength. Frames without a
-        quantiser (none exported) leave the group to the engine's own control. A ``strength`` option
-        scales the strength (full strength where no profile applies), capped at 1.
-        """
-        qf, strength = None, None
-        if self.options.qf in ("qp", "profile") and all(q is not None for q in qps):
-            if self.options.qf == "qp":
-                qf = [qp_to_qf(q) for q in qps]
-            else:
-                qf, strength = control_for_qps(self.engine.quality_profile, qps, self.engine.has_quality)
-        if self.options.strength is not None:
-            strength = [scale_strength(v, self.options.strength) for v in (strength or [None] * len(qps))]
-        return qf, strength
+    def _quality_control(self, quantisers: list[FrameQuantiser | None]) -> tuple[list[float] | None, list[float] | None]:
+        """``(qf, strength)`` per frame for the engine (:func:`vsjpegfix.engine.control.video_control`)."""
+        return video_control(self.engine.quality_profile, self.engine.has_quality, quantisers, self.options.qf, self.options.strength)
 
     def _encoder_frame(self, planes: list[np.ndarray], layout: FrameLayout, template: av.VideoFrame) -> av.VideoFrame:
         o = self.output

@@ -54,7 +54,7 @@ def _decode_segment(pipe: Pipeline, container, video, segment: Segment, seek: bo
             except av.FFmpegError as exc:
                 raise TranscodeError(f"{pipe.src}: decoding error at video frame {segment.context_start + got}: {av_message(exc)}") from None
             for frame in frames:
-                qp = pipe.qps.frame(frame) if pipe.qps is not None else None
+                quantiser = pipe.qps.frame(frame) if pipe.qps is not None else None
                 if frame.pts is None:
                     raise SegmentMismatch(f"{pipe.src}: a decoded frame has no timestamp")
                 if frame.pts < want[0] or got == len(want):
@@ -65,7 +65,7 @@ def _decode_segment(pipe: Pipeline, container, video, segment: Segment, seek: bo
                     raise TranscodeError(f"{pipe.src}: the video changes size at frame {segment.context_start + got}; not supported")
                 if frame.is_corrupt and segment.start <= segment.context_start + got < segment.stop:
                     pipe.report.corrupt_frames.append(segment.context_start + got)
-                if not pipe.put(pipe.frames_q, pipe.prepare(frame, got, need_luma, qp)):
+                if not pipe.put(pipe.frames_q, pipe.prepare(frame, got, need_luma, quantiser)):
                     return
                 got += 1
             if got == len(want):
