@@ -187,6 +187,29 @@ def test_auto_follows_the_qp_profile_on_hevc_with_varying_quantisers(tmp_path):
         assert entry["strength"] == pytest.approx(min(1.0, max(0.0, (entry["qp"] - 24) / 12)), abs=1e-3)
 
 
+def test_a_content_adaptive_rule_chooses_each_frames_strength(tmp_path):
+    """A profile with a rule for the stream's codec: the engine measures each frame and the report has its strength."""
+    from vsjpegfix.weights.predictor import FramePredictor, StrengthPredictor
+
+    rule = FramePredictor(("1", "q", "B", "I"), (0.6, 0.5, -0.3, 0.2))
+    profile = QualityProfile(h264_qp=PROFILE.h264_qp, predictor=StrengthPredictor({"h264": rule}))
+    src = make_video(tmp_path / "in.mp4", frames=8, options={"x264-params": "qp=32"})  # I, P and B frames
+    report = transcode(src, tmp_path / "out.mkv", profiled(busy_model(), profile), opts(codec="ffv1"))
+    assert report.qf_mode == "profile" and len(report.per_frame) == 8
+    for entry in report.per_frame:  # the rule at each frame's QP and type (no content terms in this rule)
+        q = (entry["qp"] - 32) / 10
+        expected = {min(1.0, max(0.0, 0.6 + 0.5 * q + d)) for d in (-0.3, 0.0, 0.2)}  # B, P or I
+        assert any(entry["strength"] == pytest.approx(e, abs=1e-6) for e in expected), entry
+    assert len({round(e["strength"], 6) for e in report.per_frame}) > 1  # frame types differ: strengths differ
+    # the --strength option scales the rule's strengths
+    half = transcode(src, tmp_path / "half.mkv", profiled(busy_model(), profile), opts(codec="ffv1", strength=0.5))
+    assert [e["strength"] for e in half.per_frame] == [pytest.approx(e["strength"] * 0.5) for e in report.per_frame]
+    # HEVC has no rule in this profile: the per-QP strength applies
+    hevc = make_video(tmp_path / "in.mkv", frames=3, codec="libx265", options={"x265-params": f"log-level=error:qp=30:{CONSTANT_QP}"})
+    other = transcode(hevc, tmp_path / "hevc.mkv", profiled(busy_model(), profile), opts(codec="ffv1"))
+    assert [e["strength"] for e in other.per_frame] == [pytest.approx(0.5)] * 3
+
+
 def test_strength_scales_the_profile_or_is_the_strength_itself(tmp_path):
     """--strength S: with a profile the applied strength is S times the profile's (capped at 1); without one, S."""
     src = make_video(tmp_path / "in.mp4", frames=3, options={"x264-params": f"qp=30:{CONSTANT_QP}"})  # profile: 0.5

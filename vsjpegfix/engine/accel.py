@@ -204,13 +204,14 @@ class RestoreResult:
     planes: list
     predicted_qf: list[float] | None = None
     used_qf: list[float] | None = None
+    strength: list[float] | None = None  # per frame, when the model's content-adaptive rule chose it
 
 
 class PendingRestore:
     """A queued :meth:`~vsjpegfix.engine.core.Engine.submit` call; :meth:`result` waits for it (once) and returns its :class:`RestoreResult`."""
 
-    def __init__(self, planes: list, dtypes: list | None, scores: list, event) -> None:
-        self._parts, self._result = (planes, dtypes, scores, event), None
+    def __init__(self, planes: list, dtypes: list | None, scores: list, event, strength: list[float] | None = None) -> None:
+        self._parts, self._result, self._strength = (planes, dtypes, scores, event), None, strength
 
     def result(self) -> RestoreResult:
         if self._result is None:
@@ -222,7 +223,7 @@ class PendingRestore:
             else:
                 planes = list(hand_over(planes, event))
             pred, used = ([float(v) for v in t.cpu()] if t is not None else None for t in scores)
-            self._result, self._parts = RestoreResult(planes, pred, used), None
+            self._result, self._parts = RestoreResult(planes, pred, used, self._strength), None
         return self._result
 
 

@@ -13,11 +13,15 @@ For each frame the mode gives ``(qf, strength)`` for :meth:`vsjpegfix.engine.cor
 A group with a frame whose quantiser is unknown also gets the engine's own control. A ``scale``
 (``--strength`` / ``strength=``) multiplies the strength (or is the strength where none applies),
 capped at 1 (:func:`vsjpegfix.weights.profile.scale_strength`).
+
+In ``profile`` mode, where the model's profile has a content-adaptive rule for the frames' codec
+(:mod:`vsjpegfix.weights.predictor`), the strength is the rule's, measured by the engine on each
+frame (:func:`restore_arguments` hands it the quantisers); the per-QP strength is the fallback.
 """
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Any, Sequence
 
 from vsjpegfix.quantisers.mapping import qp_to_qf
 from vsjpegfix.quantisers.stream import FrameQuantiser
@@ -46,3 +50,17 @@ def video_control(
     if scale is not None:
         strength = [scale_strength(v, scale) for v in (strength or [None] * len(qps))]
     return qf, strength
+
+
+def restore_arguments(engine: Any, quantisers: Sequence[FrameQuantiser | None], mode: str, scale: float | None = None) -> dict[str, Any]:
+    """Keyword arguments of :meth:`vsjpegfix.engine.core.Engine.restore` for frames with these quantisers.
+
+    ``engine``: the :class:`~vsjpegfix.engine.core.Engine`. In ``profile`` mode with a
+    content-adaptive rule for the frames' codec the engine gets the quantisers and the ``scale``
+    (and chooses each frame's strength itself); otherwise ``qf`` and ``strength`` from
+    :func:`video_control`.
+    """
+    qf, strength = video_control(engine.quality_profile, engine.has_quality, quantisers, mode, scale)
+    if mode == "profile" and engine.strength_rule(quantisers) is not None:
+        return {"qf": qf, "quantisers": list(quantisers), "strength_scale": scale}
+    return {"qf": qf, "strength": strength}

@@ -45,16 +45,16 @@ from vsjpegfix.engine.device import (
 )
 from vsjpegfix.engine.planes import (
     QualityArg,
-    apply_delta,
-    centre_frames,
     per_frame,
     plane_to_unit,
     qf_to_quality,
     quality_to_qf,
-    stack_frames,
-    unit_to_code,
 )
+from vsjpegfix.engine.restore_pass import restore_planes, strengths_list
+from vsjpegfix.engine.strength import rule_for
 from vsjpegfix.engine.tiling import TILE_ALIGN, check_tile, spans
+from vsjpegfix.quantisers.stream import FrameQuantiser
+from vsjpegfix.weights.predictor import FramePredictor
 from vsjpegfix.weights.profile import profile_of
 
 
@@ -265,7 +265,8 @@ class Engine:
 
     # ------------------------------------------------------------------ planes (frame formats)
 
-    def restore(self, planes: Sequence, fmt: PlaneFormat, *, qf: QualityArg = None, strength: QualityArg = None) -> RestoreResult:
+    def restore(self, planes: Sequence, fmt: PlaneFormat, *, qf: QualityArg = None, strength: QualityArg = None,
+                quantisers: Sequence[FrameQuantiser | None] | None = None, strength_scale: float | None = None) -> RestoreResult:
         """Restore frames given as planes in ``fmt``; returns planes in the same format.
 
         Args:
@@ -276,10 +277,20 @@ class Engine:
             strength: fraction of the model's correction applied, 0..1 (scalar or one per frame;
                 default 1): 0 returns the input samples, 1 the model's output
                 (see :mod:`vsjpegfix.weights.profile`).
+            quantisers: what each frame's bitstream states (:class:`~vsjpegfix.quantisers.stream.FrameQuantiser`,
+                one per frame). Where the model's quality profile has a content-adaptive rule for their
+                codec (:mod:`vsjpegfix.weights.predictor`), each frame's strength is measured from it
+                (times ``strength_scale``, capped at 1) instead of ``strength``; the result says which.
         """
-        return self.submit(planes, fmt, qf=qf, strength=strength).result()
+        return self.submit(planes, fmt, qf=qf, strength=strength, quantisers=quantisers, strength_scale=strength_scale).result()
 
-    def submit(self, planes: Sequence, fmt: PlaneFormat, *, qf: QualityArg = None, strength: QualityArg = None) -> PendingRestore:
+    def strength_rule(self, quantisers: Sequence[FrameQuantiser | None] | None) -> FramePredictor | None:
+        """The content-adaptive rule :meth:`restore` applies to frames with these quantisers, or None."""
+        profile = self.quality_profile
+        return rule_for(profile.predictor if profile is not None else None, quantisers)
+
+    def submit(self, planes: Sequence, fmt: PlaneFormat, *, qf: QualityArg = None, strength: QualityArg = None,
+               quantisers: Sequence[FrameQuantiser | None] | None = None, strength_scale: float | None = None) -> PendingRestore:
         """Queue a :meth:`restore` call (on the next stream with ``num_streams`` > 1) and return at once;
         ``.result()`` waits for it. Keep at most ``num_streams`` calls in flight (:meth:`restore_iter` does)."""
         try:
@@ -299,13 +310,17 @@ class Engine:
             tensors = [upload_plane(p, self.device, self.accel.pinned) for p in planes]
             n = tensors[0].shape[0]
             tensors = [p.reshape(n * t, *p.shape[2:]) for p in tensors] if t > 1 else tensors
-            restored, pred, used = self._restore_planes(tensors, fmt, n, t, qf, self._strengths(n, strength))
+            rule = self.strength_rule(quantisers)
+            if rule is not None and len(quantisers) != n:
+                raise EngineError(f"got {len(quantisers)} quantisers for {n} frames")
+            restored, pred, used, applied = restore_planes(
+                self, tensors, fmt, n, t, qf, None if rule is not None else self._strengths(n, strength), rule, quantisers, strength_scale)
             pinned = self.accel.pinned
             if as_numpy:
                 restored = [download(r, pinned) for r in restored]
             scores = [None if v is None else download(v, pinned) for v in (pred, used)]
             event = record_event(self.device)
-        return PendingRestore(restored, out_dtypes if as_numpy else None, scores, event)
+        return PendingRestore(restored, out_dtypes if as_numpy else None, scores, event, strengths_list(applied))
 
     def restore_iter(self, calls: Iterable[Sequence], fmt: PlaneFormat) -> Iterator[RestoreResult]:
         """Restore each item of ``calls`` (planes, as for :meth:`restore`) in order, keeping
@@ -354,35 +369,3 @@ class Engine:
         if np.all(values == 1):
             return None
         return to_device(values, self.device, self.accel.pinned).reshape(n, 1, 1)
-
-    def _restore_planes(self, planes: list[torch.Tensor], fmt: PlaneFormat, n: int, t: int, qf: QualityArg,
-                        strength: torch.Tensor | None = None):
-        """Restore planes; the model's correction (output minus its input, in exact code values,
-        times ``strength`` per frame when given) is added to the original samples, so whatever the
-        model leaves alone (out-of-range values, chroma detail lost by resampling) is kept exactly."""
-        scale = (lambda d: d) if strength is None else (lambda d: d * strength)
-        centre = [p.reshape(n, t, *p.shape[1:])[:, t // 2] for p in planes]
-        if self.channels == 1:
-            # A gray model restores each plane on its own (Y only in luma-only mode).
-            out, pred, used = [], None, None
-            for i, plane in enumerate(planes):
-                if i > 0 and (self.luma_only or fmt.family == "gray"):
-                    out.append(centre[i].clone())
-                    continue
-                unit = plane_to_unit(plane, fmt, i).clamp(0, 1)
-                y, p_qf, u_qf = self.restore_tensor(stack_frames(unit, n, t), qf)
-                if i == 0:
-                    pred, used = p_qf, u_qf
-                x = centre_frames(unit, n, t)
-                out.append(apply_delta(centre[i], scale(unit_to_code(y, fmt, i) - unit_to_code(x, fmt, i)), fmt))
-            return out, pred, used
-        rgb = self.colour.to_rgb(planes, fmt)  # clamped to [0, 1]: the model's input
-        model_in = rgb.expand(-1, 3, -1, -1) if fmt.family == "gray" else rgb
-        y, pred, used = self.restore_tensor(stack_frames(model_in, n, t), qf)
-        x = centre_frames(rgb, n, t)
-        if fmt.family == "gray":
-            y = y.mean(dim=1, keepdim=True)
-        out = self.colour.corrected(y, x, centre, fmt, strength)
-        if self.luma_only and fmt.family == "yuv":
-            out = [out[0], *[p.clone() for p in centre[1:]]]
-        return out, pred, used

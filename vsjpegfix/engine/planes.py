@@ -76,13 +76,18 @@ def apply_delta(original: torch.Tensor, delta: torch.Tensor, fmt: PlaneFormat) -
     return (original.float() + delta).round_().clamp_(0, peak).to(original.dtype)
 
 
+def correction_planes(y: torch.Tensor, x: torch.Tensor, fmt: PlaneFormat) -> list[torch.Tensor]:
+    """The model's correction per plane, ``rgb_to_planes(y) - rgb_to_planes(x)``, in exact (unrounded) code values."""
+    new = rgb_to_planes(y, fmt, out_dtype=torch.float32, rounded=False)
+    old = rgb_to_planes(x, fmt, out_dtype=torch.float32, rounded=False)
+    return [a - b for a, b in zip(new, old)]
+
+
 def corrected_planes(y: torch.Tensor, x: torch.Tensor, original: Sequence[torch.Tensor], fmt: PlaneFormat,
                      strength: torch.Tensor | None = None) -> list[torch.Tensor]:
     """The original planes plus the model's correction: ``rgb_to_planes(y) - rgb_to_planes(x)`` in exact
     code values (times ``strength`` (N, 1, 1) per frame when given), rounded and clamped (:func:`apply_delta`)."""
-    new = rgb_to_planes(y, fmt, out_dtype=torch.float32, rounded=False)
-    old = rgb_to_planes(x, fmt, out_dtype=torch.float32, rounded=False)
-    return [apply_delta(c, (a - b) if strength is None else (a - b) * strength, fmt) for c, a, b in zip(original, new, old)]
+    return [apply_delta(c, d if strength is None else d * strength, fmt) for c, d in zip(original, correction_planes(y, x, fmt))]
 
 
 def _chroma_to_unit(plane: torch.Tensor, fmt: PlaneFormat) -> torch.Tensor:

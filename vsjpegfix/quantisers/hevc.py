@@ -1,12 +1,10 @@
 """Per-picture quantiser of an HEVC stream, read from its slice headers.
 
-FFmpeg's HEVC decoder exports no quantisers (H.264's ``venc_params`` side data has no HEVC
-counterpart), so the picture's QP is read from the bitstream instead: each slice segment header
-carries ``slice_qp_delta``, and ``SliceQpY = 26 + init_qp_minus26 (PPS) + slice_qp_delta``. To reach
-that field the header is parsed up to it, which needs the active sequence and picture parameter sets
-(from the container's ``hvcC`` extradata or in-band). The picture's QP is the mean over its
-independent slice segments; coding-unit deltas (adaptive quantisation) are not seen, so for a CRF
-or bitrate encode it is the frame's base quantiser, which adaptive quantisation spreads around.
+FFmpeg's HEVC decoder exports no quantisers, so each slice segment header is parsed up to
+``slice_qp_delta`` (``SliceQpY = 26 + init_qp_minus26 (PPS) + slice_qp_delta``), with the parameter
+sets from the ``hvcC`` extradata or in-band. The picture's QP is the mean over its independent slice
+segments; coding-unit deltas are not seen, so with adaptive quantisation (CRF/ABR: the PPS enables
+``cu_qp_delta``, :attr:`HevcQpReader.adaptive`) it is the frame's base quantiser.
 
 Anything unexpected (a parameter set not seen yet, an extension the parser does not know, a
 damaged NAL unit) gives ``None`` for that packet: the caller then restores it without a QP.
@@ -210,6 +208,7 @@ class _Pps:
     weighted_pred: bool
     weighted_bipred: bool
     lists_modification: bool
+    cu_qp_delta: bool = False  # coding units may change the QP (adaptive quantisation): slice QP is a base
 
 
 def _parse_pps(rbsp: bytes) -> tuple[int, _Pps]:
@@ -221,7 +220,8 @@ def _parse_pps(rbsp: bytes) -> tuple[int, _Pps]:
     ref_l0, ref_l1 = r.ue() + 1, r.ue() + 1
     init_qp = 26 + r.se()
     r.flag(), r.flag()  # constrained_intra_pred_flag, transform_skip_enabled_flag
-    if r.flag():  # cu_qp_delta_enabled_flag
+    cu_qp_delta = r.flag()  # cu_qp_delta_enabled_flag
+    if cu_qp_delta:
         r.ue()
     r.se(), r.se()
     r.flag()  # pps_slice_chroma_qp_offsets_present_flag
@@ -244,7 +244,7 @@ def _parse_pps(rbsp: bytes) -> tuple[int, _Pps]:
         _skip_scaling_list_data(r)
     lists_modification = r.flag()
     return pps_id, _Pps(sps_id, dependent, output_flag, extra_bits, cabac_init, ref_l0, ref_l1, init_qp,
-                        weighted_pred, weighted_bipred, lists_modification)
+                        weighted_pred, weighted_bipred, lists_modification, cu_qp_delta)
 
 
 def _skip_pred_weight_table(r: BitReader, sps: _Sps, slice_type: int, refs: tuple[int, int]) -> None:
@@ -338,9 +338,11 @@ class HevcQpReader:
 
     ``extradata``: the stream's codec extradata (``hvcC`` from MP4/MKV, or Annex B parameter sets);
     packets are then parsed in the same framing (length-prefixed after ``hvcC``, start codes otherwise).
+    :attr:`adaptive` turns True once a picture parameter set enables coding-unit QP changes.
     """
 
     def __init__(self, extradata: bytes | None = None):
+        self.adaptive = False  # a PPS seen with cu_qp_delta_enabled_flag (x265 CRF/ABR with AQ, cuTree)
         self._sps: dict[int, _Sps] = {}
         self._pps: dict[int, _Pps] = {}
         self._length_size = 0
@@ -375,6 +377,7 @@ class HevcQpReader:
             elif kind == _PPS:
                 key, pps = _parse_pps(_rbsp(nal))
                 self._pps[key] = pps
+                self.adaptive = self.adaptive or pps.cu_qp_delta
         except (IndexError, ValueError, KeyError):
             pass  # an unreadable parameter set: slices that refer to it get no QP
 

@@ -47,7 +47,10 @@ class FrameQuantiser:
     ``codec``: the stream's FFmpeg codec name; ``value``: the quantiser in the codec's own scale (H.264
     and HEVC: the QP); ``qp``: the same on the H.264 QP scale that quality profiles use;
     ``picture_type``: ``"I"``, ``"P"`` or ``"B"`` (None when the decoder does not say); ``blocks``: the
-    per-macroblock quantisers with their positions (H.264 only, else None).
+    per-macroblock quantisers with their positions (H.264 only, else None); ``adaptive``: the stream
+    quantises adaptively within frames (x264/x265 CRF or ABR), so ``qp`` is a base quantiser (H.264:
+    some frame's macroblock QPs differed so far; HEVC: a picture parameter set enables coding-unit QP
+    changes).
     """
 
     codec: str
@@ -55,6 +58,7 @@ class FrameQuantiser:
     qp: float
     picture_type: str | None = None
     blocks: MacroblockQps | None = None
+    adaptive: bool = False
 
 
 def picture_type(frame) -> str | None:
@@ -118,19 +122,36 @@ def _h264_quantisers(frame, bits: int) -> tuple[float | None, MacroblockQps | No
     if not params.nb_blocks:
         return float(params.qp) - 6 * (bits - 8), None
     blocks = macroblock_qps(params, frame.width, frame.height, bits)
-    return (float(np.mean(blocks.qp)), blocks) if len(blocks) else (None, None)
+    if not len(blocks):
+        return None, None
+    return float(np.average(blocks.qp, weights=blocks.w * blocks.h)), blocks
 
 
 def frame_qp(frame, bits: int = 8) -> float | None:
     """Mean quantiser of a decoded frame (PyAV ``VideoFrame``) from its ``venc_params`` side data.
 
-    The decoder must be opened with ``export_side_data=venc_params`` (H.264 only). The mean is over
-    the per-macroblock QPs (frame QP plus block deltas) of the blocks inside the decoded picture
-    (:func:`macroblock_qps`); for high bit depth FFmpeg exports ``QP'Y = QPY + 6 * (bits - 8)``, and
+    The decoder must be opened with ``export_side_data=venc_params`` (H.264 only; see
+    :func:`configure_h264_decoder`). The mean is over the per-macroblock QPs (frame QP plus block
+    deltas) of the blocks inside the decoded picture, weighted by their area in it (:func:`macroblock_qps`); for high bit depth FFmpeg exports ``QP'Y = QPY + 6 * (bits - 8)``, and
     ``QPY``, what an 8-bit stream's QP means relative to the signal's range, is returned. None if the
     frame carries no quantisers (or no block of them lies inside the picture).
     """
     return _h264_quantisers(frame, bits)[0]
+
+
+def configure_h264_decoder(stream) -> None:
+    """Set an H.264 stream's decoder up (before it opens) to export each frame's macroblock QPs safely.
+
+    Adds ``export_side_data=venc_params`` and allows slice threading only: with frame threading,
+    FFmpeg builds the export of the picture it outputs while another thread may still be decoding
+    that picture, so part or all of its QPs are stale (zeros, or the previous picture's). Seen on
+    real x264 encodes under load: B-frames reading a mean QP of 0.0 or 5.4 instead of 39, which the
+    profile took for near-lossless frames and left unrestored. Pixels are never affected; decoding
+    on one thread costs about 18 ms per 1200x800 frame on the CPU.
+    """
+    ctx = stream.codec_context
+    ctx.options = {**ctx.options, "export_side_data": "venc_params"}
+    ctx.thread_type = "SLICE"
 
 
 class StreamQp:
@@ -152,8 +173,9 @@ class StreamQp:
         self._hevc = None
         self._by_pts: dict[int, float | None] = {}
         self.missing = 0  # frames whose quantiser could not be read
+        self.adaptive = False  # H.264: some frame's macroblock QPs differed (sticky); HEVC: the reader's flag
         if self.codec == "h264":
-            ctx.options = {**ctx.options, "export_side_data": "venc_params"}
+            configure_h264_decoder(stream)
         else:
             from vsjpegfix.quantisers.hevc import HevcQpReader
 
@@ -181,4 +203,8 @@ class StreamQp:
         self.missing += qp is None
         if qp is None:
             return None
-        return FrameQuantiser(self.codec, float(qp), float(qp), picture_type(frame), blocks)
+        if self._hevc is not None:
+            self.adaptive = self._hevc.adaptive
+        elif blocks is not None and len(blocks) and float(np.ptp(blocks.qp)) > 0:
+            self.adaptive = True
+        return FrameQuantiser(self.codec, float(qp), float(qp), picture_type(frame), blocks, self.adaptive)

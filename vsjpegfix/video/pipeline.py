@@ -18,7 +18,7 @@ from typing import Any, Callable
 import av
 import numpy as np
 
-from vsjpegfix.engine.control import video_control
+from vsjpegfix.engine.control import restore_arguments
 from vsjpegfix.engine.core import Engine
 from vsjpegfix.engine.temporal import window_indices
 from vsjpegfix.frames.av_frames import (
@@ -293,8 +293,9 @@ class Pipeline:
                     planes.append(np.stack([np.stack([d.planes[p] for d in stack]) for _, stack in group]))
                 else:
                     planes.append(np.stack([centre.planes[p] for centre, _ in group]))
-            qf, strength = self._quality_control([centre.quantiser for centre, _ in group])
-            result = self.engine.restore(planes, fmt, qf=qf, strength=strength)
+            args = restore_arguments(self.engine, [centre.quantiser for centre, _ in group], self.options.qf, self.options.strength)
+            result = self.engine.restore(planes, fmt, **args)
+            strength = result.strength if result.strength is not None else args.get("strength")
             for i, (centre, _) in enumerate(group):
                 out = self._encoder_frame([p[i] for p in result.planes], layout, centre.frame)
                 info: dict[str, Any] = {}
@@ -311,10 +312,6 @@ class Pipeline:
                 if not self.put(self.out_q, ("frame", out)):
                     return False
         return True
-
-    def _quality_control(self, quantisers: list[FrameQuantiser | None]) -> tuple[list[float] | None, list[float] | None]:
-        """``(qf, strength)`` per frame for the engine (:func:`vsjpegfix.engine.control.video_control`)."""
-        return video_control(self.engine.quality_profile, self.engine.has_quality, quantisers, self.options.qf, self.options.strength)
 
     def _encoder_frame(self, planes: list[np.ndarray], layout: FrameLayout, template: av.VideoFrame) -> av.VideoFrame:
         o = self.output

@@ -8,12 +8,18 @@ is applied: 0 leaves the frame as decoded, 1 applies all of it) and, for FBCNN m
 quality control (``qf``) that restores best. ``scripts/calibrate.py`` measures the points on
 training images; the shipped ones are in ``weights/manifest.json`` (``quality_profile``).
 Between points the values are interpolated linearly; beyond the ends the end values hold.
+
+A profile may also carry a content-adaptive strength predictor for video
+(:mod:`vsjpegfix.weights.predictor`): where it has a rule for the stream's codec, the engine uses it
+instead of the per-QP strength.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
+
+from vsjpegfix.weights.predictor import PredictorError, StrengthPredictor
 
 
 class ProfileError(ValueError):
@@ -36,6 +42,7 @@ class QualityProfile:
     h264_qp: tuple[tuple[float, float | None, float], ...] = ()
     jpeg_qf: tuple[tuple[float, float], ...] = ()
     calibration: str = ""
+    predictor: StrengthPredictor | None = None
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> QualityProfile:
@@ -53,11 +60,20 @@ class QualityProfile:
                 raise ProfileError(f"quality_profile {name} strengths must be in 0..1")
         if any(p[1] is not None and not 0.0 <= p[1] <= 100.0 for p in video):
             raise ProfileError("quality_profile h264_qp control QFs must be in 0..100")
-        return cls(video, jpeg, str(data.get("calibration", "")))
+        predictor = None
+        if data.get("predictor") is not None:
+            try:
+                predictor = StrengthPredictor.from_dict(data["predictor"])
+            except PredictorError as exc:
+                raise ProfileError(f"quality_profile {exc}") from None
+        return cls(video, jpeg, str(data.get("calibration", "")), predictor)
 
     def as_dict(self) -> dict[str, Any]:
-        return {"h264_qp": [list(p) for p in self.h264_qp], "jpeg_qf": [list(p) for p in self.jpeg_qf],
-                "calibration": self.calibration}
+        out = {"h264_qp": [list(p) for p in self.h264_qp], "jpeg_qf": [list(p) for p in self.jpeg_qf],
+               "calibration": self.calibration}
+        if self.predictor is not None:
+            out["predictor"] = self.predictor.as_dict()
+        return out
 
     @property
     def has_qp(self) -> bool:
