@@ -70,6 +70,9 @@ from vsjpegfix.video.report import (
 from vsjpegfix.video.streams import CopiedStream, add_copies, copy_metadata, mux_copy
 from vsjpegfix.video.window import Window
 
+#: The frame rates MPEG-1/2 video can state (frame_rate_code; MPEG-2 also n/d multiples of them).
+MPEG_RATES = (Fraction(24000, 1001), Fraction(24), Fraction(25), Fraction(30000, 1001), Fraction(30), Fraction(50),
+              Fraction(60000, 1001), Fraction(60))
 IDENTITY_MATRIX = [1 << 16, 0, 0, 0, 1 << 16, 0, 0, 0, 1 << 30]  # FFmpeg's display matrix of "no rotation"
 
 
@@ -191,7 +194,22 @@ def start_encoding(output, codec, dst: Path) -> None:
     try:
         output.start_encoding()
     except (av.FFmpegError, ValueError) as exc:
+        if codec.name in ("mpeg1video", "mpeg2video"):
+            rate = output.streams.video[0].codec_context.framerate
+            raise TranscodeError(f"{dst}: {codec.name} cannot code {float(rate or 0):g} frames per second (MPEG-1/2 "
+                                 "video has fixed frame rates: 23.976, 24, 25, 29.97, 30, 50, 59.94, 60 and, for "
+                                 "MPEG-2, fractions of them); use another --codec") from None
         raise TranscodeError(f"{dst}: cannot write {codec.name} video to a {output.format.name} file ({av_message(exc)})") from None
+
+
+def mpeg_time_base(rate: Fraction) -> Fraction:
+    """The encoder time base of MPEG-1/2 video at ``rate``: one frame, at the standard rate within 0.1 % of
+    ``rate`` (a container's 29.97 is 30000/1001), else at ``rate`` itself (the encoder may refuse it).
+
+    FFmpeg's MPEG-1/2 encoders take their frame rate from the time base alone, so it cannot be the
+    input stream's (1/1000 in Matroska, 1/90000 in MPEG-TS); frames are rebased to it on encoding."""
+    near = min(MPEG_RATES, key=lambda r: abs(float(r) - float(rate)))
+    return 1 / (near if abs(float(near) - float(rate)) <= 0.001 * float(rate) else Fraction(rate))
 
 
 def add_video(output, video, codec, options: TranscodeOptions, out_fmt: OutputFormat, info: Probe, rate, dst: Path):
@@ -204,6 +222,9 @@ def add_video(output, video, codec, options: TranscodeOptions, out_fmt: OutputFo
     out.time_base = video.time_base
     ctx = out.codec_context
     ctx.time_base = video.time_base
+    if codec.name in ("mpeg1video", "mpeg2video"):  # a constant frame rate, stated by the time base (see mpeg_time_base)
+        ctx.time_base = mpeg_time_base(rate)
+        ctx.framerate = 1 / ctx.time_base
     for attr, value in out_fmt.colour.items():
         if attr == "chroma_location":
             attr = "chroma_sample_location"
