@@ -48,6 +48,7 @@ from typing import Iterator
 import av
 
 from vsjpegfix.engine.core import Engine
+from vsjpegfix.frames.fields import AV_FIELD_ORDER, FieldFlagger
 from vsjpegfix.frames.safe_write import atomic_output, check_output
 from vsjpegfix.quantisers.stream import QP_CODECS, StreamQp
 from vsjpegfix.video.pipeline import END, Pipeline
@@ -120,11 +121,14 @@ def transcode(src: Path | str, dst: Path | str, engine: Engine, options: Transco
     check_output(src, dst, overwrite=options.overwrite)
     check_window(options)
     codec, info, out_fmt, matrix = plan(src, engine, options, report, quiet)
+    if info.field_order is not None and interlaced_note(codec.name):
+        warn(report, interlaced_note(codec.name), quiet)
     started = time.perf_counter()
     with open_input(src) as container, atomic_output(dst, overwrite=options.overwrite) as tmp:
         video, options, rate, qps = open_video(container, src, options, report, quiet, engine)
         pipe = Pipeline(src, engine, options, report, out_fmt, rate, qps)
         pipe.matrix = matrix
+        pipe.field_order = info.field_order
         if options.windowed:
             pipe.window = open_window(container, video, src, options)
         with writing(tmp, dst, "the output", "the file") as output:
@@ -137,8 +141,9 @@ def transcode(src: Path | str, dst: Path | str, engine: Engine, options: Transco
                 total = round(options.duration * rate) if options.duration is not None else None
             pbar = tqdm(total=total, unit="frame", desc=src.name[:30], disable=quiet, file=sys.stderr, leave=False)
             try:
+                flag = FieldFlagger(info.field_order) if info.field_order else None
                 pipe.run(lambda: pipe.decode(container, video, copies),
-                         lambda: mux_loop(pipe, output, out_video, copies, report, pbar, overall, dst))
+                         lambda: mux_loop(pipe, output, out_video, copies, report, pbar, overall, dst, flag))
             finally:
                 pbar.close()
         if pipe.window is not None:
@@ -245,6 +250,8 @@ def add_video(output, video, codec, options: TranscodeOptions, out_fmt: OutputFo
         opts.setdefault("preset", str(options.preset))
     if codec.name == "libx265":
         opts.setdefault("x265-params", "log-level=error")
+    if info.field_order is not None:
+        interlace(ctx, codec.name, info.field_order, opts)
     ctx.options = opts
     if info.matrix is not None and info.matrix != IDENTITY_MATRIX:
         out.set_display_matrix(info.matrix)  # rotation and flips, exactly as the input has them
@@ -253,7 +260,38 @@ def add_video(output, video, codec, options: TranscodeOptions, out_fmt: OutputFo
     return out
 
 
-def mux_loop(pipe: Pipeline, output, out_video, copies: dict[int, CopiedStream], report: TranscodeReport, pbar, overall, dst: Path) -> None:
+#: Encoders that code interlaced video, and the options that ask for it (their field order comes from
+#: the frames' flags, :class:`~vsjpegfix.frames.fields.FieldFlagger`; libx264 is also told it: MBAFF).
+INTERLACED_OPTIONS = {"mpeg2video": {"flags": "+ilme+ildct"}, "mpeg4": {"flags": "+ilme+ildct"},
+                      "libx264": {"tff": "tff=1", "bff": "bff=1"}}
+
+
+def interlace(ctx, encoder: str, order: str, opts: dict[str, str]) -> None:
+    """Set up an encoder for interlaced frames of field ``order``: the stream's field order (which the
+    muxers write: Matroska's FieldOrder, MP4's ``fiel``, ...) and interlaced coding where the encoder
+    has it (:data:`INTERLACED_OPTIONS`; FFV1 keeps the frames' flags itself). Other encoders (libx265,
+    libvpx-vp9, libsvtav1) code the frames progressive, the container's field order alone saying how
+    to show them (see :func:`interlaced_note`)."""
+    ctx.field_order = AV_FIELD_ORDER[order]
+    if encoder == "libx264":
+        extra = INTERLACED_OPTIONS["libx264"][order]
+        opts["x264-params"] = f"{opts['x264-params']}:{extra}" if opts.get("x264-params") else extra
+    elif encoder in INTERLACED_OPTIONS:
+        flags = INTERLACED_OPTIONS[encoder]["flags"]
+        opts["flags"] = f"{opts['flags']}{flags}" if opts.get("flags") else flags
+
+
+def interlaced_note(encoder: str) -> str | None:
+    """The report's warning for an encoder that cannot code interlaced video (None where it can)."""
+    if encoder in INTERLACED_OPTIONS or encoder == "ffv1":
+        return None
+    return (f"{encoder} codes the interlaced frames as progressive pictures; the field order is kept in the "
+            "container (use libx264, mpeg2video or ffv1 for interlaced coding)")
+
+
+def mux_loop(pipe: Pipeline, output, out_video, copies: dict[int, CopiedStream], report: TranscodeReport, pbar, overall, dst: Path,
+             flag: FieldFlagger | None = None) -> None:
+    """Encode the restored frames (flagged interlaced by ``flag``, if given) and mux them with the copied packets."""
     try:
         while True:
             item = pipe.get(pipe.out_q)
@@ -263,7 +301,7 @@ def mux_loop(pipe: Pipeline, output, out_video, copies: dict[int, CopiedStream],
             if kind == "packet":
                 mux_copy(output, payload, copies[payload.stream.index], report, pipe.quiet)
                 continue
-            for packet in out_video.encode(payload):
+            for packet in out_video.encode(flag(payload) if flag is not None else payload):
                 output.mux(packet)
             report.frames += 1
             pbar.update(1)
