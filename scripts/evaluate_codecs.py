@@ -35,6 +35,7 @@ from vsjpegfix.training.evaluation.archive_tables import (  # noqa: E402
     archive_markdown,
     archive_rows,
     load_sequence,
+    target_lines,
 )
 from vsjpegfix.training.evaluation.entries import resolve_models  # noqa: E402
 from vsjpegfix.weights.store import WeightsError, default_model_name  # noqa: E402
@@ -72,9 +73,13 @@ def section(args: argparse.Namespace, rows: list[dict], methods: list[str], name
         "(qscale; libvpx's quantizer 0..63 = q index 4q). Gains in dB of Y-PSNR over the decoded input, "
         "mean over the sequences / worst sequence. `blind`: no quantiser; `+profile`: the model's quality "
         "profile at each frame's quantiser read from the stream and mapped to the H.264 scale by the "
-        f"codec's calibrated table ({'; '.join(cal) or 'first-order step sizes'}). Bold: the default for these "
+        f"codec's calibrated table ({'; '.join(cal) or 'first-order step sizes'}"
+        + "".join(f"; {t.split('=')[0]}: its own, {t.split('=', 1)[1]}" for t in args.tables) + "). Bold: the default for these "
         "codecs (`DEFAULT_PREFERENCE['video-qp']`).", "",
         archive_markdown(rows, methods, default), "",
+        f"Targets for the default (`{default[args.codec[0]]} +profile`): no sequence loses more than 0.02 dB, "
+        f"and more gain than `{methods[0]}` at middle and coarse quantisers:", "",
+        *target_lines(rows, f"{default[args.codec[0]]} +profile", methods[0]), "",
         f"Made by `{shlex.join(['python', 'scripts/evaluate_codecs.py', *sys.argv[1:]])}` on CPU "
         f"({time.strftime('%Y-%m-%d')}, {seconds / 60:.0f} min).",
     ])

@@ -84,3 +84,16 @@ def test_mpeg_time_base_snaps_container_rates():
     assert mpeg_time_base(Fraction(2997, 100)) == Fraction(1001, 30000)
     assert mpeg_time_base(Fraction(25)) == Fraction(1, 25)
     assert mpeg_time_base(Fraction(15)) == Fraction(1, 15)  # MPEG-2 codes 30 * 1/2
+
+
+def test_a_frame_whose_quantiser_cannot_be_read_is_restored_blind_with_one_warning(tmp_path):
+    src = make_video(tmp_path / "in.vob", frames=6, codec="mpeg2video", fmt="vob", qscale=8)
+    data = bytearray(src.read_bytes())
+    slice_start = data.find(b"\x00\x00\x01\x01", len(data) // 2)  # a slice of a later picture
+    data[slice_start + 4] = 0x00  # quantiser_scale_code 0: not a valid quantiser
+    (tmp_path / "bad.vob").write_bytes(bytes(data))
+    report = transcode(tmp_path / "bad.vob", tmp_path / "out.mkv", profiled(), opts(codec="ffv1"))
+    assert report.qf_mode == "profile" and report.frames == 6
+    assert [w for w in report.warnings if "no readable quantiser" in w] == [
+        "1 frame(s) had no readable quantiser; their groups were restored with the model's own quality control"]
+    assert sum("qp" in e for e in report.per_frame) == 5

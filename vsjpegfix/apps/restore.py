@@ -173,8 +173,9 @@ class Engines:
 
 
 def input_kind(src: Path, args: argparse.Namespace) -> str:
-    """``"image"``, ``"video-qp"`` (H.264/HEVC, whose frames' quantisers the transcoder follows unless
-    ``--qf`` is ``blind`` or a number) or ``"video"``: which default model suits ``src``."""
+    """``"image"``, ``"video-qp"`` (H.264, HEVC, MPEG-1/2, MPEG-4 Part 2, MJPEG, VP9: codecs whose frames'
+    quantisers the transcoder follows unless ``--qf`` is ``blind`` or a number) or ``"video"``: which
+    default model suits ``src``."""
     import av
 
     from vsjpegfix.frames.image_files import is_image_path

@@ -121,3 +121,22 @@ def archive_markdown(rows: list[dict[str, Any]], methods: Sequence[str], default
         lines.append(f"| {codec} | {LEVELS[li]} ({group[0]['q']}) | {np.mean([r['value'] for r in group]):.1f} | "
                      f"{np.mean(qps):.1f} | {np.mean([r['input'] for r in group]):.2f} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+def target_lines(rows: list[dict[str, Any]], default: str, blind: str, tolerance: float = 0.02) -> list[str]:
+    """Per codec, whether ``default`` meets the issue's targets: no sequence loses more than ``tolerance``
+    dB at any quantiser, and the mean gain beats ``blind`` at the middle and coarse quantisers."""
+    lines = []
+    for codec in [c for c in ARCHIVE_SETTINGS if any(r["codec"] == c for r in rows)]:
+        group = [r for r in rows if r["codec"] == codec and default in r]
+        worst = min(group, key=lambda r: r[default])
+        loss_ok = worst[default] >= -tolerance
+        beats = []
+        for level in ("middle", "coarse"):
+            sub = [r for r in group if r["level"] == level]
+            d, b = float(np.mean([r[default] for r in sub])), float(np.mean([r[blind] for r in sub]))
+            beats.append(f"{level} {d:+.2f} vs {b:+.2f} ({'met' if d > b else 'not met'})")
+        loss = (f"worst sequence {worst[default]:+.2f} dB ({worst['sequence']}, {worst['level']}): "
+                f"{'met' if loss_ok else 'not met'}")
+        lines.append(f"- **{codec}**: no loss beyond {tolerance} dB: {loss}; gain over {blind}: {'; '.join(beats)}.")
+    return lines
