@@ -81,10 +81,12 @@ def open_video(container, src: Path, options: TranscodeOptions, report: Transcod
     """Set up the input's video stream for decoding: ``(stream, options, frame rate, quantiser reader)``.
 
     The returned options carry the quality mode resolved for this input: ``profile`` (the model's
-    calibrated QP profile: ``auto`` or ``qp`` on H.264 or HEVC with such a model), ``qp`` (the
+    calibrated QP profile: ``auto`` or ``qp`` on a codec of :data:`~vsjpegfix.quantisers.stream.QP_CODECS` with
+    such a model), ``qp`` (the
     QP-to-QF map, ``--qf qp`` with an FBCNN model without a profile) or ``auto`` (the engine's own
     control). For the first two the frames' quantisers are read (:class:`vsjpegfix.quantisers.stream.StreamQp`:
-    H.264's per-macroblock export, HEVC's slice headers); ``--qf qp`` on a codec that has none falls
+    H.264's per-macroblock export; HEVC, MPEG-1/2, MPEG-4 Part 2, MJPEG and VP9 from their packets, each
+    through its codec's calibrated table); ``--qf qp`` on a codec that has none falls
     back to the engine's own control with a warning in the report.
     """
     video = video_stream(container, src)
