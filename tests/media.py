@@ -107,8 +107,15 @@ def make_video(
     chapters: list[dict] | None = None,
     fmt: str | None = None,
     attachment: bytes | None = None,
+    qscale: int | None = None,
+    field: str | None = None,
+    images: list[np.ndarray] | None = None,
 ) -> Path:
-    """Write a small test video with PyAV: any encoder/pixel format, explicit timestamps, extra streams, tags."""
+    """Write a small test video with PyAV: any encoder/pixel format, explicit timestamps, extra streams, tags.
+
+    ``qscale``: a fixed quantiser (``qmin = qmax``); ``field``: ``"tff"``/``"bff"`` flags every frame
+    interlaced with that field order (FFmpeg's ``setfield``: the encoder's options must ask for
+    interlaced coding); ``images``: the RGB pictures (default :func:`test_images`)."""
     w, h = size
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     with av.open(str(path), "w", format=fmt) as c:
@@ -127,6 +134,8 @@ def make_video(
         v.options = opts
         for k, val in (colour or {}).items():
             setattr(v.codec_context, k, val)
+        if qscale is not None:
+            v.codec_context.qmin = v.codec_context.qmax = qscale
         if sar:
             v.codec_context.sample_aspect_ratio = sar
         if rotation is not None:
@@ -145,10 +154,12 @@ def make_video(
         if chapters:
             c.set_chapters(chapters)
         step = 1 if time_base is None else int(Fraction(1, rate) / tb)
-        for i, img in enumerate(test_images(frames, w, h)):
+        for i, img in enumerate(images if images is not None else test_images(frames, w, h)):
             f = av.VideoFrame.from_ndarray(img, format="rgb24").reformat(format=pix_fmt)
             for k, val in (colour or {}).items():
                 setattr(f, k, val)
+            if field is not None:
+                f = set_field(f, field)
             f.pts = pts[i] if pts is not None else i * step
             f.time_base = tb
             c.mux(v.encode(f))
@@ -180,6 +191,19 @@ def make_video(
                 pkt.duration = int((end - start) * 1000)
                 c.mux(pkt)
     return path
+
+
+def set_field(frame: av.VideoFrame, field: str) -> av.VideoFrame:
+    """``frame`` flagged interlaced, top (``tff``) or bottom (``bff``) field first (FFmpeg's setfield)."""
+    graph = av.filter.Graph()
+    src = graph.add_buffer(width=frame.width, height=frame.height, format=frame.format.name, time_base=Fraction(1, 25))
+    node = graph.add("setfield", field)
+    sink = graph.add("buffersink")
+    src.link_to(node)
+    node.link_to(sink)
+    graph.configure()
+    graph.push(frame)
+    return graph.pull()
 
 
 def decoded_frames(path: Path) -> list[av.VideoFrame]:

@@ -173,3 +173,16 @@ def test_every_imported_name_exists():
                     except ImportError:
                         missing.append(f"{path.relative_to(root)}: from {node.module} import {alias.name}")
     assert not missing, "\n".join(missing)
+
+
+@pytest.mark.parametrize("path", sorted(PACKAGE.rglob("*.py")), ids=lambda p: str(p.relative_to(PACKAGE)))
+def test_no_function_or_class_is_defined_twice(path):
+    """A second top-level ``def``/``class`` of a name silently replaces the first (a merge left both)."""
+    seen: dict[str, int] = {}
+    twice = []
+    for node in ast.parse(path.read_text(encoding="utf-8")).body:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            if node.name in seen:
+                twice.append(f"{node.name} (lines {seen[node.name]} and {node.lineno})")
+            seen[node.name] = node.lineno
+    assert not twice, f"{path.relative_to(PACKAGE.parent)} defines twice: {', '.join(twice)}"

@@ -21,13 +21,13 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def test_vapoursynth_functions_are_on_the_package():
     pytest.importorskip("vapoursynth")
-    for name in ("fbcnn", "arcnn", "fastarcnn", "deblock"):
+    for name in ("fbcnn", "arcnn", "fastarcnn", "deblock", "attach_quantisers"):
         fn = getattr(vsjpegfix, name)
         assert callable(fn) and fn.__doc__, name
         params = inspect.signature(fn).parameters
         assert next(iter(params)) == "clip", name
     assert {"model", "qf", "strength", "device", "tile_size", "overlap", "batch_size", "num_streams"} <= set(inspect.signature(vsjpegfix.deblock).parameters)
-    assert vsjpegfix.__all__ == ["fbcnn", "fastarcnn", "arcnn", "deblock", "__version__"]
+    assert vsjpegfix.__all__ == ["fbcnn", "fastarcnn", "arcnn", "deblock", "attach_quantisers", "__version__"]
     assert isinstance(vsjpegfix.__version__, str)
     with pytest.raises(AttributeError):
         vsjpegfix.not_a_function  # noqa: B018

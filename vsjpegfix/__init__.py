@@ -4,6 +4,7 @@ VapourSynth use::
 
     import vsjpegfix
     clip = vsjpegfix.fbcnn(clip)            # or fastarcnn / arcnn / deblock(clip, model=...)
+    clip = vsjpegfix.deblock(core.bs.VideoSource(path), source=path)  # the file's quantisers, as the CLI
 
 The filters are imported lazily, so the command line does not need a VapourSynth core.
 """
@@ -13,11 +14,11 @@ from __future__ import annotations
 from typing import Any
 
 __version__ = "0.1.0"
-__all__ = ["fbcnn", "fastarcnn", "arcnn", "deblock", "__version__"]
+__all__ = ["fbcnn", "fastarcnn", "arcnn", "deblock", "attach_quantisers", "__version__"]
 
 
 def __getattr__(name: str) -> Any:
-    if name in ("fbcnn", "fastarcnn", "arcnn", "deblock"):
+    if name in ("fbcnn", "fastarcnn", "arcnn", "deblock", "attach_quantisers"):
         from vsjpegfix.vapoursynth import plugin
 
         return getattr(plugin, name)

@@ -112,18 +112,20 @@ def test_weights_and_models_commands(files):
 
 
 def test_default_video_model_follows_the_codec(tmp_path):
-    """Without --model: ARCNN with its QP profile where the quantisers are read (H.264/HEVC), the
-    compact FBCNN (near identity when blind) elsewhere and with --qf blind; the report names the model."""
+    """Without --model: ARCNN with its QP profile where the quantisers are read (H.264, HEVC, MPEG-2/4, MJPEG,
+    VP9), the compact FBCNN (near identity when blind) elsewhere (VP8) and with --qf blind; the report names the model."""
     import json
 
     from media import make_video
 
     clips = {"h264": make_video(tmp_path / "h264.mp4", frames=4),
              "hevc": make_video(tmp_path / "hevc.mkv", frames=4, codec="libx265"),
-             "mpeg4": make_video(tmp_path / "mpeg4.mkv", frames=4, codec="mpeg4")}
+             "mpeg4": make_video(tmp_path / "mpeg4.mkv", frames=4, codec="mpeg4"),
+             "vp8": make_video(tmp_path / "vp8.mkv", frames=4, codec="libvpx")}
     env = {k: v for k, v in os.environ.items() if k != "VSJPEGFIX_WEIGHTS_DIR"}  # the shipped weights
     env["PYTHONPATH"] = REPO
-    cases = [("h264", (), "arcnn", "profile"), ("hevc", (), "arcnn", "profile"), ("mpeg4", (), "fbcnn-s", "auto"),
+    cases = [("h264", (), "arcnn", "profile"), ("hevc", (), "arcnn", "profile"), ("mpeg4", (), "arcnn", "profile"),
+             ("vp8", (), "fbcnn-s", "auto"),
              ("h264", ("--qf", "blind"), "fbcnn-s", "blind")]
     for i, (codec, extra, model, mode) in enumerate(cases):
         report = tmp_path / f"r{i}.json"

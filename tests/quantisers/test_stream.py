@@ -83,8 +83,8 @@ def test_stream_qp_refuses_a_codec_without_quantisers(tmp_path):
     from vsjpegfix.quantisers.stream import StreamQp
 
     with av.open(str(tmp_path / "v.mkv"), "w") as out:
-        s = out.add_stream("mpeg4", rate=25)
-        with pytest.raises(ValueError, match="mpeg4"):
+        s = out.add_stream("libvpx", rate=25)  # VP8: no reader
+        with pytest.raises(ValueError, match="libvpx|vp8"):
             StreamQp(s)
 
 
@@ -212,3 +212,29 @@ def test_adaptive_quantisation_is_detected(tmp_path, encoder, params, adaptive):
             got += [reader.frame(f) for f in packet.decode()]
     assert len(got) == 6 and all(q is not None for q in got)
     assert got[-1].adaptive is adaptive and reader.adaptive is adaptive
+
+
+@pytest.mark.parametrize("codec", ["mpeg2video", "mpeg4", "mjpeg", "vp9"])
+def test_codec_tables_are_shipped_monotone_and_interpolated(codec):
+    from vsjpegfix.quantisers.mapping import codec_qp, codec_tables, first_order_qp
+
+    table = codec_tables()[codec]  # made by scripts/calibrate_codecs.py
+    xs = [p[0] for p in table["points"]]
+    assert xs == sorted(xs) and table["calibration"].startswith("scripts/calibrate_codecs.py")
+    lo, hi = xs[0], xs[-1]
+    values = np.linspace(lo - 5, hi + 5, 200)
+    qps = np.array([codec_qp(codec, v) for v in values])
+    sign = -1 if codec == "mjpeg" else 1  # MJPEG's value is a quality factor: higher is finer
+    assert np.all(sign * np.diff(qps) >= 0) and np.all((qps >= 10) & (qps <= 52))
+    (x0, y0), (x1, y1) = table["points"][1], table["points"][2]
+    assert codec_qp(codec, (x0 + x1) / 2) == pytest.approx((y0 + y1) / 2)
+    assert codec_qp(codec, 10.0, [[0.0, 20.0], [20.0, 40.0]]) == pytest.approx(30.0)  # another table
+    assert np.isfinite(first_order_qp(codec, xs[2]))
+
+
+def test_h264_and_hevc_values_are_their_own_qp():
+    from vsjpegfix.quantisers.mapping import codec_qp
+
+    assert codec_qp("h264", 31.5) == 31.5 and codec_qp("hevc", 20.0) == 20.0
+    with pytest.raises(ValueError, match="no quantiser mapping"):
+        codec_qp("vp8", 10.0)

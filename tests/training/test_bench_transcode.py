@@ -4,7 +4,14 @@ and the peak-memory child process, on a tiny clip."""
 import av
 import pytest
 
-from vsjpegfix.training.bench_transcode import make_clip, make_engine, make_long_clip, peak_memory, throughput, video_pts
+from vsjpegfix.training.bench_transcode import (
+    make_clip,
+    make_engine,
+    make_long_clip,
+    peak_memory,
+    throughput,
+    video_pts,
+)
 
 pytest.importorskip("skvideo")
 

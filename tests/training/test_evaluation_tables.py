@@ -7,7 +7,11 @@ from skimage import data
 
 from vsjpegfix.training.errors import TrainingError
 from vsjpegfix.training.evaluation import image_tables, video_tables
-from vsjpegfix.training.evaluation.video_tables import codec_encoder, setting_text, video_rows
+from vsjpegfix.training.evaluation.video_tables import (
+    codec_encoder,
+    setting_text,
+    video_rows,
+)
 
 
 def _clip(n=3, h=32, w=48, seed=0):

@@ -5,7 +5,12 @@ import pytest
 from skimage import data
 
 from vsjpegfix.training.degrade_video import qp_label
-from vsjpegfix.training.gpu_data import SampleSet, read_samples, still_clips, write_samples
+from vsjpegfix.training.gpu_data import (
+    SampleSet,
+    read_samples,
+    still_clips,
+    write_samples,
+)
 
 
 def test_sample_sets_round_trip_exactly(tmp_path):

@@ -5,7 +5,14 @@ import pytest
 import torch
 
 from vsjpegfix.models import ARCNN
-from vsjpegfix.training.gpu_train import DeviceSet, UtilisationSampler, dihedral_batch, draw, evaluate, learning_rate
+from vsjpegfix.training.gpu_train import (
+    DeviceSet,
+    UtilisationSampler,
+    dihedral_batch,
+    draw,
+    evaluate,
+    learning_rate,
+)
 
 
 def _set(n=5, size=48):

@@ -6,7 +6,13 @@ import subprocess
 import pytest
 import torch
 
-from vsjpegfix.training.machine import LoadMeter, describe_machine, git_commit, known_peak_tflops, machine_info
+from vsjpegfix.training.machine import (
+    LoadMeter,
+    describe_machine,
+    git_commit,
+    known_peak_tflops,
+    machine_info,
+)
 
 
 def test_known_peaks():

@@ -6,7 +6,13 @@ import pytest
 import torch
 
 from vsjpegfix.training.errors import TrainingError
-from vsjpegfix.training.objective import check_folders, initial_model, learning_rate, loss_fn, model_config
+from vsjpegfix.training.objective import (
+    check_folders,
+    initial_model,
+    learning_rate,
+    loss_fn,
+    model_config,
+)
 from vsjpegfix.training.options import TrainOptions
 
 

@@ -5,7 +5,14 @@ import pytest
 
 vs = pytest.importorskip("vapoursynth")
 
-from vsjpegfix.vapoursynth.bench import HEIGHT, WIDTH, BenchError, parse_vspipe, source_code, write_vpy  # noqa: E402
+from vsjpegfix.vapoursynth.bench import (  # noqa: E402
+    HEIGHT,
+    WIDTH,
+    BenchError,
+    parse_vspipe,
+    source_code,
+    write_vpy,
+)
 
 
 def test_parse_vspipe():

@@ -256,3 +256,16 @@ def test_hevc_segments_follow_the_slice_qp_profile_like_the_whole_file(tmp_path)
     assert len(strengths) == 24 and len(set(strengths)) > 1 and 0 < min(strengths) < max(strengths) < 1
     split = sorted((e["frame"], e["qp"]) for e in details["per_frame"])
     assert split == sorted((e["frame"], e["qp"]) for e in whole.per_frame)
+
+
+def test_interlaced_segments_are_restored_by_fields_and_stay_interlaced(tmp_path):
+    src = make_video(tmp_path / "in.mkv", frames=40, size=(64, 48), field="bff",
+                     options={"x264-params": f"keyint={GOP}:min-keyint={GOP}:scenecut=0:bff=1"})
+    engine = Engine(random_model(), device="cpu")
+    whole = transcode(src, tmp_path / "whole.mkv", engine, opts(codec="ffv1"))
+    details = transcode_segmented(src, tmp_path / "split.mkv", engine, opts(codec="ffv1"), seconds=SECONDS)
+    assert whole.field_order == "bff" and len(details["segments"]) == 5
+    assert_same_pictures(tmp_path / "whole.mkv", tmp_path / "split.mkv")
+    with av.open(str(tmp_path / "split.mkv")) as c:
+        s = c.streams.video[0]
+        assert s.codec_context.field_order == 3 and all(f.interlaced_frame for f in c.decode(s))

@@ -109,9 +109,9 @@ def test_qf_qp_follows_the_hevc_slice_qp(tmp_path, fbcnn_engine):
 
 
 def test_qf_qp_without_quantisers_falls_back_to_blind(tmp_path, fbcnn_engine):
-    src = make_video(tmp_path / "in.mkv", frames=3, codec="mpeg4")
+    src = make_video(tmp_path / "in.mkv", frames=3, codec="libvpx")  # VP8: no quantiser reader
     report = transcode(src, tmp_path / "out.mkv", fbcnn_engine, opts(qf="qp"))
-    assert report.qf_mode.startswith("auto") and any("mpeg4" in w for w in report.warnings)
+    assert report.qf_mode.startswith("auto") and any("vp8" in w for w in report.warnings)
     assert len(report.per_frame) == 3
     assert all("qp" not in e and "predicted_qf" in e for e in report.per_frame)
 
@@ -270,11 +270,11 @@ def test_an_avi_whose_index_counts_a_dropped_frame_is_not_truncated(tmp_path, en
 
 
 def test_profile_is_not_used_without_quantisers_or_with_a_fixed_qf(tmp_path):
-    src = make_video(tmp_path / "in.mkv", frames=3, codec="mpeg4")
+    src = make_video(tmp_path / "in.mkv", frames=3, codec="libvpx")
     torch.manual_seed(0)
     engine = profiled(FBCNN(nc=(8, 16, 24, 32), nb=1))
     report = transcode(src, tmp_path / "out.mkv", engine, opts())
-    assert report.qf_mode == "auto" and not any("quantiser" in w for w in report.warnings)  # MPEG-4: blind, silently
+    assert report.qf_mode == "auto" and not any("quantiser" in w for w in report.warnings)  # VP8: blind, silently
     assert all("strength" not in e and "predicted_qf" in e for e in report.per_frame)
     fixed = Engine(engine.model, device="cpu", qf=30)
     fixed.quality_profile = PROFILE

@@ -8,7 +8,15 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
-from media import decoded_frames, frame_planes, frame_times, make_video, opts, stream_packets, subtitle_cues
+from media import (
+    decoded_frames,
+    frame_planes,
+    frame_times,
+    make_video,
+    opts,
+    stream_packets,
+    subtitle_cues,
+)
 
 from vsjpegfix.video.report import TranscodeError
 from vsjpegfix.video.transcode import transcode

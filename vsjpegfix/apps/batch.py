@@ -159,13 +159,6 @@ def plan_batch(src: Path, dst: Path, pattern: str | None, image_suffix: str | No
         yield job
 
 
-def plan_outputs(src: Path, dst: Path, pattern: str | None, image_suffix: str | None) -> Iterator[tuple[Path, Path]]:
-    """``(input, output)`` for every media file of ``src`` (:func:`plan_batch` without the ignored files)."""
-    for job in plan_batch(src, dst, pattern, image_suffix):
-        if not job.ignored and not job.clash:
-            yield job.input, job.output
-
-
 def unrestored_entry(job: Job) -> BatchEntry | None:
     """The entry of a planned file that is not restored (ignored, or its output clashes), else None."""
     if job.ignored:
@@ -205,16 +198,6 @@ def prepare_destination(src: Path | str, dst: Path | str, *, quiet: bool = False
     if removed and not quiet:
         print(f"vsjpegfix: removed {len(removed)} unfinished output(s) of an interrupted run", file=sys.stderr)
     return src, dst
-
-
-def plan_outputs(src: Path, dst: Path, pattern: str | None, image_suffix: str | None) -> Iterator[tuple[Path, Path]]:
-    """``(input, output)`` for every media file of ``src``: same relative path under ``dst``;
-    images get ``image_suffix`` (None keeps the input's extension)."""
-    for path in find_media(src, pattern):
-        out = dst / path.relative_to(src)
-        if image_suffix and path.suffix.lower() in IMAGE_SUFFIXES:
-            out = out.with_suffix(image_suffix)
-        yield path, out
 
 
 def run_batch(

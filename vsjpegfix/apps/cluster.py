@@ -39,7 +39,6 @@ from typing import Any, Callable
 
 from vsjpegfix.apps.batch import BatchEntry, Job, plan_batch, prepare_destination, unrestored_entry
 from vsjpegfix.apps.cluster_setup import MAX_ATTEMPTS, init_ray, worker_options
-from vsjpegfix.apps.errors import print_details
 from vsjpegfix.apps.cluster_workers import (
     Pool,
     Slot,
@@ -49,6 +48,7 @@ from vsjpegfix.apps.cluster_workers import (
     remove_temporaries_of,
     wait_and_clean,
 )
+from vsjpegfix.apps.errors import print_details
 
 
 @dataclass

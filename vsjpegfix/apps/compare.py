@@ -32,7 +32,12 @@ from vsjpegfix.apps.compare_picture import (
     parse_crop,
     render,
 )
-from vsjpegfix.apps.restore import Engines, add_engine_options, input_kind, strength_value
+from vsjpegfix.apps.restore import (
+    Engines,
+    add_engine_options,
+    input_kind,
+    strength_value,
+)
 
 if TYPE_CHECKING:
     from vsjpegfix.engine.core import Engine
@@ -218,7 +223,12 @@ def decode_input(
     from vsjpegfix.quantisers.stream import QP_CODECS, StreamQp
     from vsjpegfix.video.pipeline import Pipeline
     from vsjpegfix.video.probe import open_input, plan
-    from vsjpegfix.video.report import TranscodeError, TranscodeOptions, TranscodeReport, av_message
+    from vsjpegfix.video.report import (
+        TranscodeError,
+        TranscodeOptions,
+        TranscodeReport,
+        av_message,
+    )
     from vsjpegfix.video.transcode import open_video
 
     quiet = args.quiet

@@ -16,12 +16,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from vsjpegfix.quantisers.bits import (
-    BitReader,
-    annexb_units,
-    length_units,
-    remove_emulation_prevention,
-)
+from vsjpegfix.quantisers.bits import BitReader, annexb_units, length_units, remove_emulation_prevention
 
 #: NAL unit types (H.265 table 7-1).
 _VCL_MAX = 31  # 0..31 are VCL (slice segment) NAL units
@@ -262,8 +257,8 @@ def _skip_pred_weight_table(r: BitReader, sps: _Sps, slice_type: int, refs: tupl
                     r.se()
 
 
-def _slice_qp(nal_type: int, rbsp: bytes, sps_sets: dict[int, _Sps], pps_sets: dict[int, _Pps]) -> int | None:
-    """SliceQpY of an independent slice segment; None for a dependent one (it has no QP of its own)."""
+def _slice_qp(nal_type: int, rbsp: bytes, sps_sets: dict[int, _Sps], pps_sets: dict[int, _Pps]) -> tuple[int, int] | None:
+    """``(SliceQpY, slice_type)`` of an independent slice segment; None for a dependent one (no QP of its own)."""
     r = BitReader(rbsp)
     first = r.flag()
     if nal_type in _IRAP:
@@ -330,19 +325,19 @@ def _slice_qp(nal_type: int, rbsp: bytes, sps_sets: dict[int, _Sps], pps_sets: d
     qp = pps.init_qp + r.se()
     if not -12 <= qp <= 51:
         raise ValueError("slice QP out of range")
-    return qp
+    return qp, slice_type
 
 
 class HevcQpReader:
     """Reads the mean slice QP of each HEVC packet (one access unit), keeping the parameter sets it sees.
 
-    ``extradata``: the stream's codec extradata (``hvcC`` from MP4/MKV, or Annex B parameter sets);
-    packets are then parsed in the same framing (length-prefixed after ``hvcC``, start codes otherwise).
+    ``extradata``: ``hvcC`` (MP4/MKV; packets then length-prefixed) or Annex B parameter sets (start codes).
     :attr:`adaptive` turns True once a picture parameter set enables coding-unit QP changes.
     """
 
     def __init__(self, extradata: bytes | None = None):
         self.adaptive = False  # a PPS seen with cu_qp_delta_enabled_flag (x265 CRF/ABR with AQ, cuTree)
+        self.picture_type: str | None = None  # of the last packet read
         self._sps: dict[int, _Sps] = {}
         self._pps: dict[int, _Pps] = {}
         self._length_size = 0
@@ -382,8 +377,9 @@ class HevcQpReader:
             pass  # an unreadable parameter set: slices that refer to it get no QP
 
     def packet_qp(self, data: bytes) -> float | None:
-        """Mean SliceQpY over the packet's independent slice segments (None if there are none or they cannot be read)."""
-        qps = []
+        """Mean SliceQpY over the packet's independent slice segments (None if there are none or they cannot be read);
+        :attr:`picture_type` becomes the first slice's type (``"I"``/``"P"``/``"B"``, as FFmpeg types the picture)."""
+        qps, self.picture_type = [], None
         for nal in self._units(data if isinstance(data, bytes) else bytes(data)):
             if len(nal) < 3 or (nal[1] >> 3) != 0:
                 continue
@@ -396,5 +392,6 @@ class HevcQpReader:
                 except (IndexError, ValueError, KeyError):
                     return None
                 if qp is not None:
-                    qps.append(qp)
+                    self.picture_type = self.picture_type or "BPI"[qp[1]]
+                    qps.append(qp[0])
         return sum(qps) / len(qps) if qps else None

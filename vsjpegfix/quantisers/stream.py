@@ -1,11 +1,14 @@
-"""Each decoded frame's quantiser, for the video streams that state one (H.264 and HEVC).
+"""Each decoded frame's quantiser, for the video streams that state one.
 
 H.264: the mean macroblock QP that FFmpeg's decoder exports as ``venc_params`` side data, read
 block by block with each block's own position (:func:`macroblock_qps`), so a stream whose decoded
 size is not the macroblock grid (SPS frame cropping beyond the padding to 16 pixels) reads as well
 as any other. HEVC: the slice QP read from each packet's slice headers
-(:mod:`vsjpegfix.quantisers.hevc`), matched to its frame by timestamp. A frame whose quantisers
-cannot be read counts as missing (:attr:`StreamQp.missing`); the transcoder restores it without them.
+(:mod:`vsjpegfix.quantisers.hevc`), matched to its frame by timestamp. MPEG-1/2, MPEG-4 Part 2,
+MJPEG and VP9 likewise, from their own packet readers (:mod:`vsjpegfix.quantisers.readers`), each
+value mapped onto the H.264 QP scale by its codec's calibrated table
+(:func:`vsjpegfix.quantisers.mapping.codec_qp`). A frame whose quantisers cannot be read counts as
+missing (:attr:`StreamQp.missing`); the transcoder restores it without them.
 """
 
 from __future__ import annotations
@@ -14,9 +17,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from vsjpegfix.quantisers.mapping import codec_qp
+from vsjpegfix.quantisers.readers import READER_CODECS, stream_quantiser_reader
+
 #: Codecs whose frames' quantisers can be read: H.264 from the decoder's per-macroblock export
-#: (FFmpeg's ``venc_params`` side data), HEVC from the slice headers (:mod:`vsjpegfix.quantisers.hevc`).
-QP_CODECS = frozenset({"h264", "hevc"})
+#: (FFmpeg's ``venc_params`` side data), the others from their packets (HEVC's slice headers, MPEG-1/2
+#: slices, MPEG-4 Part 2 VOPs, MJPEG's quantisation tables, VP9's frame headers).
+QP_CODECS = frozenset({"h264"} | READER_CODECS)
 
 _BLOCK_FIELDS = 5  # AVVideoBlockParams: src_x, src_y, w, h, delta_qp (int32 each), then possibly more
 
@@ -158,8 +165,10 @@ class StreamQp:
     """Each decoded frame's quantiser for one video stream (a codec of :data:`QP_CODECS`).
 
     H.264: the mean macroblock QP the decoder exports (set up here: ``export_side_data=venc_params``
-    on the stream's decoder, before it opens). HEVC: the mean slice QP read from each packet before
-    it is decoded (:meth:`packet`), matched to its frame by timestamp. Call :meth:`packet` for every
+    on the stream's decoder, before it opens). Other codecs: the picture's quantiser read from each
+    packet before it is decoded (:meth:`packet`, the codec's reader of
+    :func:`vsjpegfix.quantisers.readers.stream_quantiser_reader`), matched to its frame by timestamp
+    and mapped onto the H.264 QP scale (:func:`vsjpegfix.quantisers.mapping.codec_qp`). Call :meth:`packet` for every
     packet of the stream before decoding it and :meth:`frame` for every frame before changing its pts.
     A frame whose quantisers cannot be read (none exported, or damaged side data or slice headers)
     gives None and is counted in :attr:`missing`.
@@ -170,30 +179,29 @@ class StreamQp:
         self.codec = ctx.name
         if self.codec not in QP_CODECS:
             raise ValueError(f"{self.codec} exports no quantisers")
-        self._hevc = None
+        self._reader = None
         self._by_pts: dict[int, float | None] = {}
         self.missing = 0  # frames whose quantiser could not be read
         self.adaptive = False  # H.264: some frame's macroblock QPs differed (sticky); HEVC: the reader's flag
         if self.codec == "h264":
             configure_h264_decoder(stream)
         else:
-            from vsjpegfix.quantisers.hevc import HevcQpReader
-
-            self._hevc = HevcQpReader(ctx.extradata)
+            self._reader = stream_quantiser_reader(self.codec, ctx.extradata)
 
     def packet(self, packet) -> None:
-        """Read an HEVC packet's slice QP (kept by its timestamp until its frame is decoded)."""
-        if self._hevc is not None and packet.size and packet.pts is not None:
+        """Read a packet's quantiser (not H.264: kept by its timestamp until its frame is decoded)."""
+        if self._reader is not None and packet.size and packet.pts is not None:
             try:
-                qp = self._hevc.packet_qp(bytes(packet))
+                value = self._reader.packet_qp(bytes(packet))
             except (ValueError, IndexError, KeyError, ZeroDivisionError, OverflowError):
-                qp = None  # damaged headers: the frame is restored without its quantiser
-            self._by_pts[packet.pts] = qp
+                value = None  # damaged headers: the frame is restored without its quantiser
+            if value is not None or packet.pts not in self._by_pts:  # a DivX placeholder keeps its P+B packet's
+                self._by_pts[packet.pts] = value
 
     def frame(self, frame) -> FrameQuantiser | None:
         """The frame's quantiser (H.264: QPY of 8-bit meaning at any bit depth, with its macroblocks), or None."""
         blocks = None
-        if self._hevc is None:
+        if self._reader is None:
             try:
                 qp, blocks = _h264_quantisers(frame, frame.format.components[0].bits)
             except (ValueError, RuntimeError, TypeError, IndexError):
@@ -203,8 +211,8 @@ class StreamQp:
         self.missing += qp is None
         if qp is None:
             return None
-        if self._hevc is not None:
-            self.adaptive = self._hevc.adaptive
+        if self._reader is not None:
+            self.adaptive = bool(getattr(self._reader, "adaptive", False))  # HEVC: a PPS enables cu_qp_delta
         elif blocks is not None and len(blocks) and float(np.ptp(blocks.qp)) > 0:
             self.adaptive = True
-        return FrameQuantiser(self.codec, float(qp), float(qp), picture_type(frame), blocks, self.adaptive)
+        return FrameQuantiser(self.codec, float(qp), codec_qp(self.codec, float(qp)), picture_type(frame), blocks, self.adaptive)

@@ -23,7 +23,12 @@ import torch
 
 from vsjpegfix.training.bench_engine import RESULT_MARKER, CaseSettings, case_command
 from vsjpegfix.training.bench_flops import ModelInfo, describe_model, resolve_model_spec
-from vsjpegfix.training.machine import LoadMeter, describe_machine, known_peak_tflops, load_average
+from vsjpegfix.training.machine import (
+    LoadMeter,
+    describe_machine,
+    known_peak_tflops,
+    load_average,
+)
 
 FPS_TARGET = 30.0
 #: the folder that holds the package, for the child processes' import path
@@ -95,9 +100,6 @@ def contention_note(report: dict[str, Any]) -> list[str]:
     ]
 
 
-def render_markdown(report: dict[str, Any], cases: list[Case], infos: dict[str, ModelInfo]) -> str:
-    """The report: header lines and the Markdown table."""
-    m, s = report["machine"], report["settings"]
 def render_markdown(report: dict[str, Any], cases: list[Case], infos: dict[str, ModelInfo]) -> str:
     """The report: header lines and the Markdown table."""
     m, s = report["machine"], report["settings"]

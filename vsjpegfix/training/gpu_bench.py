@@ -42,7 +42,15 @@ from vsjpegfix.engine.colour import PlaneFormat
 from vsjpegfix.engine.core import Engine
 from vsjpegfix.models import ARCHITECTURES, build_model, count_parameters
 from vsjpegfix.training.errors import TrainingError
-from vsjpegfix.training.gpu_cases import MIN_PSNR_DB, MODELS, PEAK_TFLOPS, TARGET_FPS, Case, best_settings, plan
+from vsjpegfix.training.gpu_cases import (
+    MIN_PSNR_DB,
+    MODELS,
+    PEAK_TFLOPS,
+    TARGET_FPS,
+    Case,
+    best_settings,
+    plan,
+)
 from vsjpegfix.training.gpu_data import SampleSet
 
 FORMAT = PlaneFormat("yuv", 8, subsampling=(1, 1), matrix="bt709")  # what a decoder gives the engine

@@ -23,7 +23,13 @@ import numpy as np
 from PIL import Image
 
 from vsjpegfix.training.clip_pack import write_pack
-from vsjpegfix.training.data import IMAGE_SUFFIXES, clip_min_side, list_images, load_images, make_clip_sample
+from vsjpegfix.training.data import (
+    IMAGE_SUFFIXES,
+    clip_min_side,
+    list_images,
+    load_images,
+    make_clip_sample,
+)
 from vsjpegfix.training.degrade_video import QP_RANGE
 
 JPEG_SUFFIXES = (".jpg", ".jpeg")

@@ -27,11 +27,25 @@ import torch
 
 from vsjpegfix.models import count_parameters
 from vsjpegfix.training import clip_pack
-from vsjpegfix.training.checkpoints import BEST, CHECKPOINT, describe_data, export, log_record, resume, save_checkpoint
+from vsjpegfix.training.checkpoints import (
+    BEST,
+    CHECKPOINT,
+    describe_data,
+    export,
+    log_record,
+    resume,
+    save_checkpoint,
+)
 from vsjpegfix.training.clip_pack import ClipPack, PackError
 from vsjpegfix.training.data import BatchStream, clip_min_side, list_images, load_images
 from vsjpegfix.training.errors import TrainingError
-from vsjpegfix.training.objective import check_folders, forward, initial_model, learning_rate, loss_fn
+from vsjpegfix.training.objective import (
+    check_folders,
+    forward,
+    initial_model,
+    learning_rate,
+    loss_fn,
+)
 from vsjpegfix.training.options import TrainOptions, plain
 from vsjpegfix.training.validation import VAL_CODEC, Validator, VideoValidator
 

@@ -33,6 +33,7 @@ from vsjpegfix.frames.av_frames import (
     planar_format,
     read_planes,
 )
+from vsjpegfix.frames.fields import restore_by_fields
 from vsjpegfix.quantisers.stream import FrameQuantiser, StreamQp
 from vsjpegfix.video.probe import (
     OutputFormat,
@@ -63,6 +64,7 @@ class Decoded:
     planes: list[np.ndarray]
     quantiser: FrameQuantiser | None
     luma: np.ndarray | None
+    interlaced: bool = False  # restored field by field
 
 
 END = object()
@@ -84,6 +86,7 @@ class Pipeline:
         self.matrix: str | None = options.matrix
         self.decoded = 0
         self.window: Window | None = None  # --start/--duration: the part of the video to restore
+        self.field_order: str | None = None  # interlaced input: its frames flagged interlaced are restored by fields
 
     # ---------------------------------------------------------------- helpers
     def put(self, q: queue.Queue, item: Any) -> bool:
@@ -232,7 +235,8 @@ class Pipeline:
         layout = layout_of(pix)
         planes = read_planes(frame, layout)
         luma = luma_small(planes, layout) if need_luma else None
-        return Decoded(index, frame, pad_to_subsampling(planes, layout), quantiser, luma)
+        interlaced = self.field_order is not None and bool(frame.interlaced_frame)
+        return Decoded(index, frame, pad_to_subsampling(planes, layout), quantiser, luma, interlaced)
 
     # ---------------------------------------------------------------- stage 2: restore
     def restore(self) -> None:
@@ -281,12 +285,12 @@ class Pipeline:
         for item in pending:
             layout = layout_of(item[0].frame.format.name)
             fmt = colour_description(item[0].frame, layout, matrix=self.matrix)
-            if groups and fmts[-1] == (layout, fmt):
+            if groups and fmts[-1] == (layout, fmt, item[0].interlaced):
                 groups[-1].append(item)
             else:
                 groups.append([item])
-                fmts.append((layout, fmt))
-        for group, (layout, fmt) in zip(groups, fmts):
+                fmts.append((layout, fmt, item[0].interlaced))
+        for group, (layout, fmt, interlaced) in zip(groups, fmts):
             planes = []
             for p in range(fmt.num_planes):
                 if self.engine.frames > 1:
@@ -294,7 +298,10 @@ class Pipeline:
                 else:
                     planes.append(np.stack([centre.planes[p] for centre, _ in group]))
             args = restore_arguments(self.engine, [centre.quantiser for centre, _ in group], self.options.qf, self.options.strength)
-            result = self.engine.restore(planes, fmt, **args)
+            if interlaced:
+                result = restore_by_fields(self.engine, planes, fmt, **args)
+            else:
+                result = self.engine.restore(planes, fmt, **args)
             strength = result.strength if result.strength is not None else args.get("strength")
             for i, (centre, _) in enumerate(group):
                 out = self._encoder_frame([p[i] for p in result.planes], layout, centre.frame)

@@ -24,6 +24,7 @@ from vsjpegfix.frames.av_frames import (
     plain_format,
     planar_format,
 )
+from vsjpegfix.frames.fields import field_order
 from vsjpegfix.video.report import (
     TranscodeError,
     TranscodeOptions,
@@ -45,6 +46,7 @@ class Probe:
     colour: dict[str, int] = field(default_factory=dict)
     matrix: list[int] | None = None
     first_frame: av.VideoFrame | None = None
+    field_order: str | None = None  # interlaced: "tff" or "bff" (vsjpegfix.frames.fields.field_order); None: progressive
 
 
 def open_input(src: Path) -> av.container.InputContainer:
@@ -87,6 +89,7 @@ def probe(src: Path) -> Probe:
                     int(stream.frames or 0),
                     colour_tags(frame),
                     display_matrix(frame),
+                    field_order=field_order(stream.codec_context.field_order, bool(frame.interlaced_frame)),
                 )
         except av.FFmpegError as exc:
             raise TranscodeError(f"{src}: cannot decode the video ({av_message(exc)})") from None
@@ -190,6 +193,7 @@ def plan(src: Path, engine: Engine, options: TranscodeOptions, report: Transcode
         raise TranscodeError(f"{options.codec} is not a video encoder")
     info = probe(src)
     report.input_pix_fmt, report.width, report.height = info.pix_fmt, info.width, info.height
+    report.field_order = info.field_order
     try:
         in_layout = layout_of(planar_format(info.pix_fmt))
     except FrameFormatError as exc:

@@ -69,6 +69,7 @@ class TranscodeReport:
     corrupt_frames: list[int] = field(default_factory=list)
     retimed_frames: int = 0
     qf_mode: str = "auto"
+    field_order: str | None = None  # interlaced input ("tff"/"bff"): restored field by field, written interlaced
     strength_option: float | str = "auto"  # the --strength option (per_frame holds the strength applied)
     window: dict[str, Any] | None = None  # --start/--duration: vsjpegfix.video.window.WindowReport
     per_frame: list[dict[str, Any]] = field(default_factory=list)

@@ -15,6 +15,7 @@ from typing import Any
 import av
 
 from vsjpegfix.engine.core import Engine
+from vsjpegfix.frames.fields import FieldFlagger
 from vsjpegfix.video.pipeline import END, Pipeline
 from vsjpegfix.video.probe import open_input, plan
 from vsjpegfix.video.report import (
@@ -117,11 +118,13 @@ def _restore_segment(engine: Engine, src: Path, dst: Path, segment: Segment, opt
         video, options, rate, qps = open_video(container, src, options, report, quiet, engine)
         pipe = Pipeline(src, engine, options, report, out_fmt, rate, qps)
         pipe.matrix = matrix
+        pipe.field_order = info.field_order
+        flag = FieldFlagger(info.field_order) if info.field_order else None
         with writing(dst, dst, "the segment", "the segment") as output:
             out_video = add_video(output, video, codec, options, out_fmt, info, rate, dst)
             start_encoding(output, codec, dst)
             pipe.run(lambda: _decode_segment(pipe, container, video, segment, seek),
-                     lambda: _encode_owned(pipe, output, out_video, owned, lead, report, overall, dst))
+                     lambda: _encode_owned(pipe, output, out_video, owned, lead, report, overall, dst, flag))
     if report.frames != len(owned):
         raise SegmentMismatch(f"{src}: segment {segment.index}: {report.frames} of {len(owned)} frames restored")
     report.per_frame = [
@@ -133,8 +136,10 @@ def _restore_segment(engine: Engine, src: Path, dst: Path, segment: Segment, opt
     return {"kind": "video", **report.as_dict(), "segment": segment.index, "first_frame": segment.start}
 
 
-def _encode_owned(pipe: Pipeline, output, out_video, owned: list[int], lead: int, report: TranscodeReport, overall, dst: Path) -> None:
-    """Encode the restored frames at positions ``[lead, lead + len(owned))`` of the decoded range."""
+def _encode_owned(pipe: Pipeline, output, out_video, owned: list[int], lead: int, report: TranscodeReport, overall, dst: Path,
+                  flag: FieldFlagger | None = None) -> None:
+    """Encode the restored frames at positions ``[lead, lead + len(owned))`` of the decoded range
+    (interlaced input: flagged with its field order by ``flag``)."""
     position = 0
     try:
         while True:
@@ -150,7 +155,7 @@ def _encode_owned(pipe: Pipeline, output, out_video, owned: list[int], lead: int
                 continue  # a context frame: restored only for its neighbours' sake
             if frame.pts != owned[k]:
                 raise SegmentMismatch(f"{pipe.src}: restored frame has timestamp {frame.pts}, expected {owned[k]}")
-            for packet in out_video.encode(frame):
+            for packet in out_video.encode(flag(frame) if flag is not None else frame):
                 output.mux(packet)
             report.frames += 1
             if overall is not None:

@@ -48,6 +48,7 @@ from typing import Iterator
 import av
 
 from vsjpegfix.engine.core import Engine
+from vsjpegfix.frames.fields import AV_FIELD_ORDER, FieldFlagger
 from vsjpegfix.frames.safe_write import atomic_output, check_output
 from vsjpegfix.quantisers.stream import QP_CODECS, StreamQp
 from vsjpegfix.video.pipeline import END, Pipeline
@@ -70,6 +71,9 @@ from vsjpegfix.video.report import (
 from vsjpegfix.video.streams import CopiedStream, add_copies, copy_metadata, mux_copy
 from vsjpegfix.video.window import Window
 
+#: The frame rates MPEG-1/2 video can state (frame_rate_code; MPEG-2 also n/d multiples of them).
+MPEG_RATES = (Fraction(24000, 1001), Fraction(24), Fraction(25), Fraction(30000, 1001), Fraction(30), Fraction(50),
+              Fraction(60000, 1001), Fraction(60))
 IDENTITY_MATRIX = [1 << 16, 0, 0, 0, 1 << 16, 0, 0, 0, 1 << 30]  # FFmpeg's display matrix of "no rotation"
 
 
@@ -77,10 +81,12 @@ def open_video(container, src: Path, options: TranscodeOptions, report: Transcod
     """Set up the input's video stream for decoding: ``(stream, options, frame rate, quantiser reader)``.
 
     The returned options carry the quality mode resolved for this input: ``profile`` (the model's
-    calibrated QP profile: ``auto`` or ``qp`` on H.264 or HEVC with such a model), ``qp`` (the
+    calibrated QP profile: ``auto`` or ``qp`` on a codec of :data:`~vsjpegfix.quantisers.stream.QP_CODECS` with
+    such a model), ``qp`` (the
     QP-to-QF map, ``--qf qp`` with an FBCNN model without a profile) or ``auto`` (the engine's own
     control). For the first two the frames' quantisers are read (:class:`vsjpegfix.quantisers.stream.StreamQp`:
-    H.264's per-macroblock export, HEVC's slice headers); ``--qf qp`` on a codec that has none falls
+    H.264's per-macroblock export; HEVC, MPEG-1/2, MPEG-4 Part 2, MJPEG and VP9 from their packets, each
+    through its codec's calibrated table); ``--qf qp`` on a codec that has none falls
     back to the engine's own control with a warning in the report.
     """
     video = video_stream(container, src)
@@ -117,11 +123,14 @@ def transcode(src: Path | str, dst: Path | str, engine: Engine, options: Transco
     check_output(src, dst, overwrite=options.overwrite)
     check_window(options)
     codec, info, out_fmt, matrix = plan(src, engine, options, report, quiet)
+    if info.field_order is not None and interlaced_note(codec.name):
+        warn(report, interlaced_note(codec.name), quiet)
     started = time.perf_counter()
     with open_input(src) as container, atomic_output(dst, overwrite=options.overwrite) as tmp:
         video, options, rate, qps = open_video(container, src, options, report, quiet, engine)
         pipe = Pipeline(src, engine, options, report, out_fmt, rate, qps)
         pipe.matrix = matrix
+        pipe.field_order = info.field_order
         if options.windowed:
             pipe.window = open_window(container, video, src, options)
         with writing(tmp, dst, "the output", "the file") as output:
@@ -134,8 +143,9 @@ def transcode(src: Path | str, dst: Path | str, engine: Engine, options: Transco
                 total = round(options.duration * rate) if options.duration is not None else None
             pbar = tqdm(total=total, unit="frame", desc=src.name[:30], disable=quiet, file=sys.stderr, leave=False)
             try:
+                flag = FieldFlagger(info.field_order) if info.field_order else None
                 pipe.run(lambda: pipe.decode(container, video, copies),
-                         lambda: mux_loop(pipe, output, out_video, copies, report, pbar, overall, dst))
+                         lambda: mux_loop(pipe, output, out_video, copies, report, pbar, overall, dst, flag))
             finally:
                 pbar.close()
         if pipe.window is not None:
@@ -191,7 +201,22 @@ def start_encoding(output, codec, dst: Path) -> None:
     try:
         output.start_encoding()
     except (av.FFmpegError, ValueError) as exc:
+        if codec.name in ("mpeg1video", "mpeg2video"):
+            rate = output.streams.video[0].codec_context.framerate
+            raise TranscodeError(f"{dst}: {codec.name} cannot code {float(rate or 0):g} frames per second (MPEG-1/2 "
+                                 "video has fixed frame rates: 23.976, 24, 25, 29.97, 30, 50, 59.94, 60 and, for "
+                                 "MPEG-2, fractions of them); use another --codec") from None
         raise TranscodeError(f"{dst}: cannot write {codec.name} video to a {output.format.name} file ({av_message(exc)})") from None
+
+
+def mpeg_time_base(rate: Fraction) -> Fraction:
+    """The encoder time base of MPEG-1/2 video at ``rate``: one frame, at the standard rate within 0.1 % of
+    ``rate`` (a container's 29.97 is 30000/1001), else at ``rate`` itself (the encoder may refuse it).
+
+    FFmpeg's MPEG-1/2 encoders take their frame rate from the time base alone, so it cannot be the
+    input stream's (1/1000 in Matroska, 1/90000 in MPEG-TS); frames are rebased to it on encoding."""
+    near = min(MPEG_RATES, key=lambda r: abs(float(r) - float(rate)))
+    return 1 / (near if abs(float(near) - float(rate)) <= 0.001 * float(rate) else Fraction(rate))
 
 
 def add_video(output, video, codec, options: TranscodeOptions, out_fmt: OutputFormat, info: Probe, rate, dst: Path):
@@ -204,6 +229,9 @@ def add_video(output, video, codec, options: TranscodeOptions, out_fmt: OutputFo
     out.time_base = video.time_base
     ctx = out.codec_context
     ctx.time_base = video.time_base
+    if codec.name in ("mpeg1video", "mpeg2video"):  # a constant frame rate, stated by the time base (see mpeg_time_base)
+        ctx.time_base = mpeg_time_base(rate)
+        ctx.framerate = 1 / ctx.time_base
     for attr, value in out_fmt.colour.items():
         if attr == "chroma_location":
             attr = "chroma_sample_location"
@@ -224,6 +252,8 @@ def add_video(output, video, codec, options: TranscodeOptions, out_fmt: OutputFo
         opts.setdefault("preset", str(options.preset))
     if codec.name == "libx265":
         opts.setdefault("x265-params", "log-level=error")
+    if info.field_order is not None:
+        interlace(ctx, codec.name, info.field_order, opts)
     ctx.options = opts
     if info.matrix is not None and info.matrix != IDENTITY_MATRIX:
         out.set_display_matrix(info.matrix)  # rotation and flips, exactly as the input has them
@@ -232,7 +262,38 @@ def add_video(output, video, codec, options: TranscodeOptions, out_fmt: OutputFo
     return out
 
 
-def mux_loop(pipe: Pipeline, output, out_video, copies: dict[int, CopiedStream], report: TranscodeReport, pbar, overall, dst: Path) -> None:
+#: Encoders that code interlaced video, and the options that ask for it (their field order comes from
+#: the frames' flags, :class:`~vsjpegfix.frames.fields.FieldFlagger`; libx264 is also told it: MBAFF).
+INTERLACED_OPTIONS = {"mpeg2video": {"flags": "+ilme+ildct"}, "mpeg4": {"flags": "+ilme+ildct"},
+                      "libx264": {"tff": "tff=1", "bff": "bff=1"}}
+
+
+def interlace(ctx, encoder: str, order: str, opts: dict[str, str]) -> None:
+    """Set up an encoder for interlaced frames of field ``order``: the stream's field order (which the
+    muxers write: Matroska's FieldOrder, MP4's ``fiel``, ...) and interlaced coding where the encoder
+    has it (:data:`INTERLACED_OPTIONS`; FFV1 keeps the frames' flags itself). Other encoders (libx265,
+    libvpx-vp9, libsvtav1) code the frames progressive, the container's field order alone saying how
+    to show them (see :func:`interlaced_note`)."""
+    ctx.field_order = AV_FIELD_ORDER[order]
+    if encoder == "libx264":
+        extra = INTERLACED_OPTIONS["libx264"][order]
+        opts["x264-params"] = f"{opts['x264-params']}:{extra}" if opts.get("x264-params") else extra
+    elif encoder in INTERLACED_OPTIONS:
+        flags = INTERLACED_OPTIONS[encoder]["flags"]
+        opts["flags"] = f"{opts['flags']}{flags}" if opts.get("flags") else flags
+
+
+def interlaced_note(encoder: str) -> str | None:
+    """The report's warning for an encoder that cannot code interlaced video (None where it can)."""
+    if encoder in INTERLACED_OPTIONS or encoder == "ffv1":
+        return None
+    return (f"{encoder} codes the interlaced frames as progressive pictures; the field order is kept in the "
+            "container (use libx264, mpeg2video or ffv1 for interlaced coding)")
+
+
+def mux_loop(pipe: Pipeline, output, out_video, copies: dict[int, CopiedStream], report: TranscodeReport, pbar, overall, dst: Path,
+             flag: FieldFlagger | None = None) -> None:
+    """Encode the restored frames (flagged interlaced by ``flag``, if given) and mux them with the copied packets."""
     try:
         while True:
             item = pipe.get(pipe.out_q)
@@ -242,7 +303,7 @@ def mux_loop(pipe: Pipeline, output, out_video, copies: dict[int, CopiedStream],
             if kind == "packet":
                 mux_copy(output, payload, copies[payload.stream.index], report, pipe.quiet)
                 continue
-            for packet in out_video.encode(payload):
+            for packet in out_video.encode(flag(payload) if flag is not None else payload):
                 output.mux(packet)
             report.frames += 1
             pbar.update(1)

@@ -256,7 +256,9 @@ def load_model(spec: str | os.PathLike) -> nn.Module:
 #: FBCNN). Video without quantisers runs blind, where ARCNN loses 2 dB on clean input: the compact
 #: FBCNN, which stays near identity there. JPEG images: the compact FBCNN controlled by their own QF.
 DEFAULT_PREFERENCE: dict[str, tuple[str, ...]] = {
-    # video whose frames' quantisers are read (H.264, HEVC): the model follows its calibrated QP profile
+    # video whose frames' quantisers are read (H.264, HEVC, and through their calibrated tables MPEG-1/2,
+    # MPEG-4 Part 2, MJPEG, VP9): the model follows its calibrated QP profile. On the archive codecs ARCNN
+    # with its profile gains more than fbcnn-s with its own at middle and coarse quantisers (docs/evaluation.md)
     "video-qp": ("arcnn", "fbcnn-s", "fastarcnn", "fbcnn-s-video"),
     # other video (and --qf blind): the model runs blind, so one that stays near identity on clean input
     "video": ("fbcnn-s", "fbcnn-s-video", "fastarcnn", "arcnn"),

@@ -22,7 +22,13 @@ from vsjpegfix.training.errors import TrainingError
 from vsjpegfix.training.evaluation import image_tables, video_tables
 from vsjpegfix.training.evaluation.entries import ModelEntry, find_model, resolve_models
 from vsjpegfix.training.evaluation.pairs import compare_pair, pair_markdown
-from vsjpegfix.training.evaluation.report import Log, Table, header_markdown, log_stderr, table_markdown
+from vsjpegfix.training.evaluation.report import (
+    Log,
+    Table,
+    header_markdown,
+    log_stderr,
+    table_markdown,
+)
 from vsjpegfix.training.machine import git_commit, machine_info
 
 ALL_TABLES = ("colour", "gray", "double", "video", "carphone")
