@@ -38,6 +38,7 @@ Dry run on the CPU with tiny sizes (tests/scripts/test_gpu_run.py)::
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 import time
@@ -169,11 +170,15 @@ def build_data(argv: list[str]) -> int:
     p.add_argument("--val-images", type=Path, default=SHARED / "images" / "val" / "cbsd68")
     p.add_argument("--videos", type=Path, default=SHARED / "video")
     p.add_argument("--tiny", action="store_true", help="a few small samples (the dry run's data)")
+    p.add_argument("--test-videos", default=None, help="comma-separated names (without .mkv) of --videos for held-out clips")
+    p.add_argument("--frame-videos", default=None, help="comma-separated names (without .mkv) of --videos for whole real frames")
     a = p.parse_args(argv)
     if (a.out / "bundle.json").exists():
         raise SystemExit(f"error: {a.out} already holds a bundle; remove it first")
     spec = BundleSpec(train_count=12, val_count=4, val_size=64, test_crop=64, test_videos=("talkinghead_384x384_60f",),
                       frame_videos=("spmcs_amvtg004_lr_240x134_31f",), frames_per_video=1) if a.tiny else BundleSpec()
+    names = {k: tuple(v.split(",")) for k, v in (("test_videos", a.test_videos), ("frame_videos", a.frame_videos)) if v}
+    spec = dataclasses.replace(spec, **names)
     try:
         build_bundle(a.out, a.images, a.val_images, a.videos, spec, log=lambda s: print(s, file=sys.stderr))
     except (OSError, TrainingError) as exc:

@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -15,25 +16,42 @@ from vsjpegfix.weights.store import load_file, load_model
 
 REPO = Path(__file__).resolve().parents[2]
 SCRIPT = REPO / "scripts" / "gpu_run.py"
-SHARED = REPO.parent / "shared" / "data"
 BLOCKED = ("av", "vapoursynth")  # not installed on the GPU machine
 
 
-def _tiny_images(root: Path) -> tuple[Path, Path]:
-    train, val = root / "train", root / "val"
-    for folder, source, n in ((train, SHARED / "images" / "train" / "bsds500", 2), (val, SHARED / "images" / "val" / "cbsd68", 2)):
+def _tiny_inputs(root: Path) -> tuple[Path, Path, Path]:
+    """Training and validation photos and two short lossless clips, made here from scikit-image's photos
+    (the dry run needs no data folder beside the repository)."""
+    import av
+    from PIL import Image
+    from skimage import data
+
+    train, val, videos = root / "train", root / "val", root / "videos"
+    for folder, names in ((train, ("astronaut", "coffee")), (val, ("chelsea", "rocket"))):
         folder.mkdir(parents=True)
-        for p in sorted(source.iterdir())[:n]:
-            (folder / p.name).symlink_to(p)
-    return train, val
+        for name in names:
+            Image.fromarray(getattr(data, name)()).save(folder / f"{name}.png")
+    videos.mkdir()
+    for name, photo, (w, h) in (("clip_a", data.astronaut(), (128, 96)), ("clip_b", data.coffee(), (120, 80))):
+        with av.open(str(videos / f"{name}.mkv"), "w") as out:
+            s = out.add_stream("ffv1", rate=25)
+            s.width, s.height, s.pix_fmt = w, h, "yuv420p"
+            for t in range(6):
+                crop = np.ascontiguousarray(photo[20 + 2 * t : 20 + 2 * t + h, 30 + 3 * t : 30 + 3 * t + w])
+                frame = av.VideoFrame.from_ndarray(crop, format="rgb24").reformat(format="yuv420p")
+                frame.pts = t
+                out.mux(s.encode(frame))
+            out.mux(s.encode())
+    return train, val, videos
 
 
 @pytest.fixture(scope="module")
 def dry_run(tmp_path_factory):
     root = tmp_path_factory.mktemp("gpu_run")
-    train, val = _tiny_images(root)
+    train, val, videos = _tiny_inputs(root)
     data, out = root / "data", root / "out"
-    build = [sys.executable, str(SCRIPT), "build-data", "--tiny", "--out", str(data), "--images", str(train), "--val-images", str(val)]
+    build = [sys.executable, str(SCRIPT), "build-data", "--tiny", "--out", str(data), "--images", str(train), "--val-images", str(val),
+             "--videos", str(videos), "--test-videos", "clip_a", "--frame-videos", "clip_b"]
     proc = subprocess.run(build, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
     stubs = root / "stubs"  # importing PyAV or VapourSynth fails, as on the GPU machine
