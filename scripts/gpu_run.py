@@ -11,24 +11,8 @@ then one call of the device tool's ``run``::
     carry:     ["gpu_data"]
     timeout_s: 600              (the script keeps itself within --budget 540 s)
 
-What travels: the working tree (36.5 MiB, mostly weights/) plus gpu_data/ (train.npz, val.npz, test.npz,
-frames.npz, bundle.json), under 64 MiB in all. The GPU machine needs torch, numpy, Pillow and safetensors
-only (no PyAV, no VapourSynth: the clips travel decoded). What comes back, in $OUT (at most 7 files, each
-under 16 MiB): run.log (every stage's output, timestamped), results.json (every measurement: bench cases,
-precision checks, fastest correct setting per model, training curves, GPU utilisation samples, validation
-of shipped vs trained weights), <model>-continued.safetensors (fp16), checkpoint.pt, curves.png (when
-matplotlib is there); bench.json / train.json instead of results.json if the run was cut before the end.
-
-Stages (each a child process with a hard time limit; a failed or overrunning one is logged, the next runs):
-
-1. bench main (~80 s): every model at 1080p, eager vs cuDNN autotuning vs CUDA graphs vs pinned transfers
-   on 2 streams vs all, batch 1 and 4, fp16 and bf16, FBCNN at 2160p in tiles; fp16/bf16 vs fp32 PSNR on
-   real frames (:mod:`vsjpegfix.training.gpu_bench`, plan in :mod:`vsjpegfix.training.gpu_cases`).
-2. bench compile (the rest of 150 s): compiled colour steps, then torch.compile modes of the model, each
-   setting for every model (smallest first) before the next.
-3. train (the rest, ~5.5 min of training): the shipped ``--model`` (default arcnn) continued on the
-   H.264/HEVC clips at full GPU occupancy, checkpoint + fp16 export every minute, validation against the
-   shipped weights (:mod:`vsjpegfix.training.gpu_train`).
+What travels, what comes back (run.log, results.json, continued weights, checkpoint, curves.png) and the
+three stages (bench main, bench compile, continued training of ``--model``) are described in docs/gpu_run.md.
 
 Dry run on the CPU with tiny sizes (tests/scripts/test_gpu_run.py)::
 
