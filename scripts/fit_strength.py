@@ -97,6 +97,7 @@ def run(args: argparse.Namespace) -> int:
     engine = video_set_build.engine_for(args.model)
     profile = engine.quality_profile
     report = strength_rule.held_out_report(encodes, args.model, held, profile)
+    report["strength_vs_manifest"] = strength_rule.strength_differences(encodes, args.model, final, profile.predictor)
     markdown = strength_rule.report_markdown(report, final, profile.predictor if profile is not None else None)
     seconds = time.perf_counter() - t0
     markdown += f"\nTotal time: {seconds:.0f} s (cache {cfg.root}).\n"

@@ -16,6 +16,7 @@ from vsjpegfix.weights.predictor import FramePredictor
 from vsjpegfix.weights.store import MANIFEST_NAME, read_manifest, shipped_dir
 
 RULES = {"h264": FramePredictor(("1", "q"), (0.5, 0.25), 0.1), "hevc": FramePredictor(("1", "B"), (0.4, -0.1), 0.05)}
+LONG = {"h264": FramePredictor(("1", "q"), (0.123456789, -0.25), 0.1)}
 
 
 @pytest.fixture
@@ -38,6 +39,8 @@ def test_writes_the_rule_and_nothing_else(weights):
             b["quality_profile"].pop("predictor"), a["quality_profile"].pop("predictor")
         assert a == b
     assert sorted(p.name for p in weights.iterdir()) == sorted([MANIFEST_NAME, "arcnn.safetensors"])  # no temporary left
+    write_rule("arcnn", LONG, "note 2", weights)
+    assert read_manifest(weights)["arcnn"].profile().predictor.for_codec("h264").theta == (0.123457, -0.25)
 
 
 def test_refuses_other_weights_and_unknown_models(weights):
@@ -56,5 +59,6 @@ def test_refuses_other_weights_and_unknown_models(weights):
 def test_calibration_note_names_the_weights_and_the_set(tmp_path):
     cfg = VideoSetConfig(tmp_path / "video", tmp_path)
     note = calibration_note(cfg, "3ef79ceaf2fc" + "0" * 52, 9, date="2026-11-30")
-    assert note.startswith("scripts/fit_strength.py on weights 3ef79ceaf2fc: 9 real sequences (video, centred crops <= 256x256")
+    folder = "/".join(cfg.video_dir.resolve().parts[-3:])
+    assert note.startswith(f"scripts/fit_strength.py on weights 3ef79ceaf2fc: 9 real sequences ({folder}, centred crops <= 256x256")
     assert "QP 22/27/32/37/42 and CRF 18/23/28" in note and "8 scored" in note and note.endswith("2026-11-30")

@@ -34,12 +34,17 @@ from vsjpegfix.weights.profile import QualityProfile
 from vsjpegfix.weights.store import MANIFEST_NAME, sha256_file, shipped_dir
 
 
+#: decimals of the coefficients stored in the manifest (a change of at most 5e-7 each)
+DECIMALS = 6
+
+
 def calibration_note(cfg: VideoSetConfig, sha256: str, sequences: int, date: str | None = None) -> str:
     """The rule's ``calibration`` text: what it was fitted on and how (the weights by their sha256 prefix)."""
     points = "/".join(str(v) for m, v in cfg.points if m == "qp")
     crfs = "/".join(str(v) for m, v in cfg.points if m == "crf")
     day = date or _dt.date.today().isoformat()
-    return (f"scripts/fit_strength.py on weights {sha256[:12]}: {sequences} real sequences ({Path(cfg.video_dir).name}, "
+    folder = "/".join(Path(cfg.video_dir).resolve().parts[-3:])
+    return (f"scripts/fit_strength.py on weights {sha256[:12]}: {sequences} real sequences ({folder}, "
             f"centred crops <= {cfg.crop}x{cfg.crop}, {cfg.enc_frames} frames, {len(cfg.frame_indices())} scored), "
             f"libx264/libx265 preset {cfg.preset} at QP {points} and CRF {crfs}, frame level, run-time features, "
             f"weighted least squares on the restored error, safety margin by nested leave-one-sequence-out, {day}")
@@ -74,6 +79,19 @@ def held_out_report(encodes: Sequence[Encode], model: str, held: Mapping[str, Ma
             "held_out": {s: {c: r.as_dict() for c, r in rules.items()} for s, rules in held.items()}}
 
 
+def strength_differences(encodes: Sequence[Encode], model: str, rules: Mapping[str, FramePredictor],
+                         other: StrengthPredictor | None) -> dict[str, float]:
+    """Per FFmpeg codec name, the largest difference between the strengths of ``rules`` and of ``other``
+    (the manifest's) over the set's frames: how far a refit moves what runs."""
+    out: dict[str, float] = {}
+    for enc in encodes:
+        mine, theirs = rules.get(enc.codec_name), other.for_codec(enc.codec_name) if other is not None else None
+        if mine is not None and theirs is not None:
+            diff = float(np.max(np.abs(rule_strengths(enc, model, mine) - rule_strengths(enc, model, theirs))))
+            out[enc.codec_name] = max(out.get(enc.codec_name, 0.0), diff)
+    return out
+
+
 def report_markdown(report: Mapping[str, Any], final: Mapping[str, FramePredictor], shipped: StrengthPredictor | None) -> str:
     """The held-out table per codec (cells ``mean / worst`` gain in dB), the margins and the fitted rules."""
     rows = report["rows"]
@@ -100,14 +118,17 @@ def report_markdown(report: Mapping[str, Any], final: Mapping[str, FramePredicto
         diff = ""
         if old is not None and old.terms == rule.terms:
             diff = f"; max |theta - manifest| {np.max(np.abs(np.subtract(rule.theta, old.theta))):.2e}"
+            if codec in report.get("strength_vs_manifest", {}):
+                diff += f", max |strength - manifest's| over the set's frames {report['strength_vs_manifest'][codec]:.2e}"
         lines.append(f"- {codec}: margin {rule.margin:g}{diff}: " + ", ".join(f"{t}={v:+.6f}" for t, v in zip(rule.terms, rule.theta)))
     lines.append("")
     return "\n".join(lines)
 
 
 def write_rule(model: str, rules: Mapping[str, FramePredictor], note: str, folder: Path | None = None) -> Path:
-    """Store ``rules`` (by FFmpeg codec name) as ``quality_profile.predictor`` of ``model`` in the manifest
-    of ``folder`` (default: the shipped weights), atomically, the rest of the file unchanged. Refused
+    """Store ``rules`` (by FFmpeg codec name, coefficients rounded to :data:`DECIMALS`) as
+    ``quality_profile.predictor`` of ``model`` in the manifest of ``folder`` (default: the shipped
+    weights), atomically, the rest of the file unchanged. Refused
     (:class:`TrainingError`) when the model has no entry or profile, or its weights file's sha256 is not
     the manifest's (the rule belongs to those weights)."""
     folder = Path(folder) if folder is not None else shipped_dir()
@@ -127,7 +148,8 @@ def write_rule(model: str, rules: Mapping[str, FramePredictor], note: str, folde
         raise TrainingError(f"{weights} has sha256 {actual[:12]}, the manifest names {entry['sha256'][:12]}: not writing a rule "
                             "for other weights")
     profile = dict(entry["quality_profile"])
-    profile["predictor"] = StrengthPredictor(dict(rules), note).as_dict()
+    stored = {c: FramePredictor(r.terms, tuple(round(float(t), DECIMALS) for t in r.theta), r.margin) for c, r in rules.items()}
+    profile["predictor"] = StrengthPredictor(stored, note).as_dict()
     QualityProfile.from_dict(profile)  # checked before anything is written
     entry["quality_profile"] = profile
     with atomic_output(path) as tmp:
