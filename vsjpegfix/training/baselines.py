@@ -46,7 +46,8 @@ API
 * :func:`deblock_gray`, :func:`deblock_rgb`, :func:`deblock_yuv420` - the baselines with the
   defaults above (``filter=`` overrides).
 * :func:`encode_decode_yuv420` - YUV 4:2:0 planes through libx264/libx265 at a constant QP and
-  back, planes read directly from the decoded frames.
+  back, planes read directly from the decoded frames (:func:`encode_yuv420` gives the stream's
+  bytes, :func:`decode_yuv420` decodes them with each frame's quantiser).
 """
 
 from __future__ import annotations
@@ -68,8 +69,10 @@ __all__ = [
     "deblock_gray",
     "deblock_rgb",
     "deblock_yuv420",
+    "decode_yuv420",
     "default_filter",
     "encode_decode_yuv420",
+    "encode_yuv420",
     "ffmpeg_filter",
     "filter_available",
     "read_yuv420",
@@ -282,31 +285,16 @@ def read_yuv420(path, *, frames: int | None = None, qps: list | None = None) -> 
     return [np.stack([f[p] for f in out]) for p in range(3)]
 
 
-def encode_decode_yuv420(
+def encode_yuv420(
     planes: Sequence[np.ndarray], codec: str = "x264", *, qp: int | None = None, crf: float | None = None,
     preset: str = "medium", intra: bool = False, colorspace: int = 6, rate: int = 25, stats: dict | None = None,
-) -> list[np.ndarray]:
-    """Encode YUV 4:2:0 planes with libx264/libx265 at constant ``qp`` (or ``crf``) and decode them back.
+) -> bytes:
+    """Encode YUV 4:2:0 planes with libx264/libx265 at constant ``qp`` (or ``crf``) into Matroska bytes.
 
-    The encoders run single-threaded, so the result is the same on every machine.
-
-    Args:
-        planes: ``[Y (T,H,W), U (T,H/2,W/2), V]`` uint8, limited range as stored in a video.
-        codec: ``x264``/``h264`` (libx264) or ``x265``/``hevc`` (libx265).
-        qp: constant quantiser (x264 ``qp``, x265 ``qp``; P/B frames get the encoders' usual
-            ``ipratio``/``pbratio`` offsets).
-        crf: constant rate factor instead of ``qp`` (exactly one of the two is given).
-        preset: encoder preset (``medium`` is both encoders' default); the default GOP structure
-            with P and B frames unless ``intra``.
-        colorspace: AVColorSpace tag written to the stream (6 = BT.601, 1 = BT.709); metadata only.
-        rate: frame rate written to the stream (x264/x265 rate control does not use it at constant QP).
-        stats: if given, receives ``bytes`` (size of the elementary stream), ``encoder`` and
-            ``quantisers`` (per decoded frame, :class:`~vsjpegfix.quantisers.stream.FrameQuantiser` or None) and
-            ``frame_qp`` (per decoded frame, the quantiser as the transcoder reads it: the mean
-            macroblock QP the H.264 decoder exports, HEVC's slice QP).
-
-    Returns:
-        Decoded planes, same shapes, read straight from the decoded frames' planes.
+    The encoders run single-threaded. x264's output is then the same on every run; libx265's is not
+    always (seen on short 64x64 clips: the last frames differ between runs of the same process), so
+    studies keep the encoded bytes (write them to a ``.mkv`` file to give the very stream to the transcoder). Arguments as :func:`encode_decode_yuv420`;
+    ``stats`` receives ``bytes`` (coded video, without the container's) and ``encoder``.
     """
     if codec not in _CODECS:
         raise ValueError(f"unknown codec {codec!r}; use {', '.join(_CODECS)}")
@@ -347,16 +335,59 @@ def encode_decode_yuv420(
     if stats is not None:
         stats["bytes"] = coded
         stats["encoder"] = encoder
-    buf.seek(0)
+    return buf.getvalue()
+
+
+def decode_yuv420(data: bytes, *, stats: dict | None = None) -> list[np.ndarray]:
+    """Decode the Matroska bytes of :func:`encode_yuv420` into planes ``[Y (T,h,w), U, V]``, read straight
+    from the decoded frames; ``stats`` receives ``quantisers`` and ``frame_qp`` (see :func:`encode_decode_yuv420`)."""
     decoded: list[list[np.ndarray]] = []
     quantisers = []
-    with av.open(buf, "r", format=fmt) as inp:
+    with av.open(io.BytesIO(data), "r", format="matroska") as inp:
         for frame, qp in _decode_with_qp(inp, stats is not None):
+            if frame.format.name != "yuv420p":
+                raise ValueError(f"expected yuv420p, got {frame.format.name}")
             decoded.append(_read_frame(frame, np.uint8, 3))
             quantisers.append(qp)
     if stats is not None:
         stats["frame_qp"] = [q.qp if q is not None else None for q in quantisers]
         stats["quantisers"] = quantisers  # FrameQuantiser per frame (picture type, H.264 macroblocks)
-    if len(decoded) != t:
-        raise RuntimeError(f"{encoder} returned {len(decoded)} frames for {t}")
+    if not decoded:
+        raise ValueError("no frames decoded")
     return [np.stack([d[p] for d in decoded]) for p in range(3)]
+
+
+def encode_decode_yuv420(
+    planes: Sequence[np.ndarray], codec: str = "x264", *, qp: int | None = None, crf: float | None = None,
+    preset: str = "medium", intra: bool = False, colorspace: int = 6, rate: int = 25, stats: dict | None = None,
+) -> list[np.ndarray]:
+    """Encode YUV 4:2:0 planes with libx264/libx265 at constant ``qp`` (or ``crf``) and decode them back
+    (:func:`encode_yuv420`, then :func:`decode_yuv420`).
+
+    The encoders run single-threaded, so the result is the same on every machine.
+
+    Args:
+        planes: ``[Y (T,H,W), U (T,H/2,W/2), V]`` uint8, limited range as stored in a video.
+        codec: ``x264``/``h264`` (libx264) or ``x265``/``hevc`` (libx265).
+        qp: constant quantiser (x264 ``qp``, x265 ``qp``; P/B frames get the encoders' usual
+            ``ipratio``/``pbratio`` offsets).
+        crf: constant rate factor instead of ``qp`` (exactly one of the two is given).
+        preset: encoder preset (``medium`` is both encoders' default); the default GOP structure
+            with P and B frames unless ``intra``.
+        colorspace: AVColorSpace tag written to the stream (6 = BT.601, 1 = BT.709); metadata only.
+        rate: frame rate written to the stream (x264/x265 rate control does not use it at constant QP).
+        stats: if given, receives ``bytes`` (size of the elementary stream), ``encoder`` and
+            ``quantisers`` (per decoded frame, :class:`~vsjpegfix.quantisers.stream.FrameQuantiser` or None) and
+            ``frame_qp`` (per decoded frame, the quantiser as the transcoder reads it: the mean
+            macroblock QP the H.264 decoder exports, HEVC's slice QP).
+
+    Returns:
+        Decoded planes, same shapes, read straight from the decoded frames' planes.
+    """
+    data = encode_yuv420(planes, codec, qp=qp, crf=crf, preset=preset, intra=intra, colorspace=colorspace, rate=rate,
+                         stats=stats)
+    decoded = decode_yuv420(data, stats=stats)
+    t = np.asarray(planes[0]).shape[0]
+    if decoded[0].shape[0] != t:
+        raise RuntimeError(f"{_CODECS[codec][0]} returned {decoded[0].shape[0]} frames for {t}")
+    return decoded

@@ -185,5 +185,7 @@ def header_markdown(meta: dict[str, Any]) -> str:
     if meta.get("video"):
         v = meta["video"]
         lines.append(f"- video: {v['clip']} ({v['frames']} frames)")
+    if meta.get("video_set"):
+        lines.append(f"- video set: {meta['video_set']['folder']} (cache {meta['video_set']['cache']})")
     lines.append(f"- total time: {meta['seconds']:.1f} s")
     return "\n".join(lines) + "\n"

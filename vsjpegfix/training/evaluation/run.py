@@ -22,16 +22,13 @@ from vsjpegfix.training.errors import TrainingError
 from vsjpegfix.training.evaluation import image_tables, video_tables
 from vsjpegfix.training.evaluation.entries import ModelEntry, find_model, resolve_models
 from vsjpegfix.training.evaluation.pairs import compare_pair, pair_markdown
-from vsjpegfix.training.evaluation.report import (
-    Log,
-    Table,
-    header_markdown,
-    log_stderr,
-    table_markdown,
-)
+from vsjpegfix.training.evaluation.report import Log, Table, header_markdown, log_stderr, table_markdown
+from vsjpegfix.training.evaluation.video_set_markdown import video_set_markdown
+from vsjpegfix.training.evaluation.video_set_tables import DEFAULT_MODEL, OTHER_MODEL, video_set_table
 from vsjpegfix.training.machine import git_commit, machine_info
+from vsjpegfix.training.video_set import VideoSetConfig
 
-ALL_TABLES = ("colour", "gray", "double", "video", "carphone")
+ALL_TABLES = ("colour", "gray", "double", "video", "carphone", "video_set")
 IMAGE_TABLES = ("colour", "gray", "double")
 VIDEO_TABLES = ("video", "carphone")
 
@@ -61,6 +58,8 @@ class EvalOptions:
     threads: int | None = None
     pairs: list[tuple[str, str]] = field(default_factory=list)
     profiles: bool = True
+    video_set: VideoSetConfig | None = None  # the video_set table's sequences and cache
+    workers: int = 2  # processes that build the video set's cache
 
 
 @dataclass
@@ -74,7 +73,8 @@ class Evaluation:
 
     def markdown(self) -> str:
         """The Markdown report: header, every table, every pair."""
-        return (header_markdown(self.meta) + "\n" + "\n".join(table_markdown(t) for t in self.tables)
+        return (header_markdown(self.meta) + "\n"
+                + "\n".join(video_set_markdown(t) if t.name == "video_set" else table_markdown(t) for t in self.tables)
                 + "".join("\n" + pair_markdown(c) for c in self.pairs))
 
     def as_json(self) -> dict[str, Any]:
@@ -105,7 +105,10 @@ def evaluate(options: EvalOptions, command: str = "", log: Log = log_stderr) -> 
         torch.set_num_threads(options.threads)
     torch.backends.cudnn.benchmark = False
     torch.backends.cudnn.deterministic = True
-    models, models_source = resolve_models(options.models, device=options.device, precision=options.precision,
+    specs = options.models
+    if specs is None and set(options.tables) == {"video_set"}:
+        specs = [DEFAULT_MODEL, OTHER_MODEL]  # the models the video set runs (header only)
+    models, models_source = resolve_models(specs, device=options.device, precision=options.precision,
                                            tile=options.tile, batch_size=options.batch_size)
     pairs = pair_entries(options.pairs, models)
     device = models[0].engine.device if models else torch.device("cpu")
@@ -159,6 +162,12 @@ def evaluate(options: EvalOptions, command: str = "", log: Log = log_stderr) -> 
                                             dist_qps[:n] if options.profiles else None)
             t.notes.append(f"distorted: {dist_path.name}")
             done(t)
+
+    if "video_set" in options.tables:
+        if options.video_set is None:
+            raise TrainingError("the video_set table needs a folder of sequences (--video-set DIR)")
+        meta["video_set"] = {"folder": str(options.video_set.video_dir), "cache": str(options.video_set.root)}
+        done(video_set_table(options.video_set, workers=options.workers, log=log))
 
     compared = []
     if pairs:
