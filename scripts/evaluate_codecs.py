@@ -38,6 +38,9 @@ from vsjpegfix.training.evaluation.archive_tables import (  # noqa: E402
     target_lines,
 )
 from vsjpegfix.training.evaluation.entries import resolve_models  # noqa: E402
+from vsjpegfix.training.strength_fit import held_out_rules  # noqa: E402
+from vsjpegfix.training.video_set import VideoSetConfig  # noqa: E402
+from vsjpegfix.training.video_set_build import load_set  # noqa: E402
 from vsjpegfix.weights.store import WeightsError, default_model_name  # noqa: E402
 
 BEGIN, END = "<!-- archive-codecs:begin -->", "<!-- archive-codecs:end -->"
@@ -54,14 +57,25 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--tables", nargs="*", default=[], metavar="MODEL=REPORT",
                    help="map a profiled model's quantisers with its own calibration report (default: the shipped tables)")
     p.add_argument("--cache", type=Path, default=_REPO / "runs" / "codec_cache", help="decoded encodes (npz)")
+    p.add_argument("--held-out", type=Path, default=None, metavar="VIDEO_SET_CACHE",
+                   help="add the default model with its H.264 strength rule refitted without each sequence (the video "
+                        "set's leave-one-sequence-out, from this cache of scripts/fit_strength.py; built if missing)")
     p.add_argument("--threads", type=int, default=0)
     p.add_argument("--json", type=Path, default=None)
     p.add_argument("--docs", type=Path, default=None, help="rewrite the archive-codecs section of this Markdown file")
     return p.parse_args(argv)
 
 
+def held_out_h264(videos: Path, cache: Path, model: str) -> dict:
+    """Per sequence of the video set, the model's x264 rule fitted without it (nested margins)."""
+    cfg = VideoSetConfig(videos, cache)
+    return {seq: rules["x264"] for seq, rules in held_out_rules(load_set(cfg, [model]), model).items()}
+
+
 def section(args: argparse.Namespace, rows: list[dict], methods: list[str], names: list[str], seconds: float) -> str:
-    default = {c: default_model_name("video-qp") for c in args.codec}
+    name = default_model_name("video-qp")
+    best = [m for m in methods if m.startswith(f"{name} +")][-1]  # the rule held out, the rule, or the profile
+    default = {c: best for c in args.codec}
     tables = codec_tables()
     cal = sorted({f"{c}: {tables[c]['model']}" for c in args.codec if c in tables})
     n = len({r["sequence"] for r in rows})
@@ -74,12 +88,15 @@ def section(args: argparse.Namespace, rows: list[dict], methods: list[str], name
         "mean over the sequences / worst sequence. `blind`: no quantiser; `+profile`: the model's quality "
         "profile at each frame's quantiser read from the stream and mapped to the H.264 scale by the "
         f"codec's calibrated table ({'; '.join(cal) or 'first-order step sizes'}"
-        + "".join(f"; {t.split('=')[0]}: its own, {t.split('=', 1)[1]}" for t in args.tables) + "). Bold: the default for these "
-        "codecs (`DEFAULT_PREFERENCE['video-qp']`).", "",
+        + "".join(f"; {t.split('=')[0]}: its own, {t.split('=', 1)[1]}" for t in args.tables) + "); `+rule`: as the "
+        "transcoder runs it, each frame's strength from the model's H.264 strength rule on that scale (fitted on x264 "
+        "encodes of these nine sequences: in-sample); `+rule (held out)`: the same with the rule refitted without "
+        "the scored sequence (leave-one-sequence-out with nested margins, as on the video set). Bold: the default "
+        "for these codecs (`DEFAULT_PREFERENCE['video-qp']`).", "",
         archive_markdown(rows, methods, default), "",
-        f"Targets for the default (`{default[args.codec[0]]} +profile`): no sequence loses more than 0.02 dB, "
+        f"Targets for the default (`{best}`): no sequence loses more than 0.02 dB, "
         f"and more gain than `{methods[0]}` at middle and coarse quantisers:", "",
-        *target_lines(rows, f"{default[args.codec[0]]} +profile", methods[0]), "",
+        *target_lines(rows, best, methods[0]), "",
         f"Made by `{shlex.join(['python', 'scripts/evaluate_codecs.py', *sys.argv[1:]])}` on CPU "
         f"({time.strftime('%Y-%m-%d')}, {seconds / 60:.0f} min).",
     ])
@@ -108,11 +125,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         models, _ = resolve_models(list(dict.fromkeys([args.blind, *args.profiled])), device="cpu")
         by_label = {m.label: m for m in models}
         tables = {k: json.loads(Path(v).read_text()) for k, v in (t.split("=", 1) for t in args.tables)}
+        held = held_out_h264(args.videos, args.held_out, args.profiled[0]) if args.held_out else None
         rows = archive_rows(sequences, by_label[args.blind], [by_label[n] for n in args.profiled],
-                            codecs=args.codec, cache=args.cache, tables=tables)
+                            codecs=args.codec, cache=args.cache, tables=tables, held_out=held)
     except (TrainingError, WeightsError, EngineError, OSError, ValueError, KeyError) as exc:
         raise SystemExit(f"evaluate_codecs: {exc}") from None
     methods = [f"{args.blind} blind"] + [f"{n} +profile" for n in args.profiled]
+    methods += [m for m in (f"{args.profiled[0]} +rule", f"{args.profiled[0]} +rule (held out)") if any(m in r for r in rows)]
     text = section(args, rows, methods, list(sequences), time.perf_counter() - started)
     print(text)
     if args.json:

@@ -97,3 +97,28 @@ def test_a_frame_whose_quantiser_cannot_be_read_is_restored_blind_with_one_warni
     assert [w for w in report.warnings if "no readable quantiser" in w] == [
         "1 frame(s) had no readable quantiser; their groups were restored with the model's own quality control"]
     assert sum("qp" in e for e in report.per_frame) == 5
+
+
+@pytest.mark.parametrize("encoder,fmt,name", [("mpeg2video", "vob", "in.vob"), ("mpeg4", "avi", "in.avi")])
+def test_archive_codecs_follow_the_models_h264_rule(tmp_path, encoder, fmt, name):
+    """Their quantisers are on the H.264 scale, so a profile's ``h264`` rule chooses each frame's strength;
+    a rule of the codec's own would win; HEVC never borrows it."""
+    from vsjpegfix.weights.predictor import FramePredictor, StrengthPredictor
+
+    h264 = FramePredictor(("1", "q", "B", "I"), (0.4, 0.5, -0.3, 0.2))
+    src = make_video(tmp_path / name, frames=8, codec=encoder, fmt=fmt, qscale=6)  # I, P and B pictures (GOP 12, 2 B)
+    engine = profiled()
+    engine.quality_profile = QualityProfile(h264_qp=PROFILE.h264_qp, predictor=StrengthPredictor({"h264": h264}))
+    report = transcode(src, tmp_path / "out.mkv", engine, opts(codec="ffv1"))
+    assert report.qf_mode == "profile" and len(report.per_frame) == 8
+    for entry in report.per_frame:  # the h264 rule at each frame's mapped QP and picture type (report: 3 decimals)
+        q = (entry["qp"] - 32) / 10
+        expected = {min(1.0, max(0.0, 0.4 + 0.5 * q + d)) for d in (-0.3, 0.0, 0.2)}
+        assert any(entry["strength"] == pytest.approx(e, abs=1e-3) for e in expected), entry
+    profile_strength = min(1.0, max(0.0, (report.per_frame[0]["qp"] - 20) / 24))
+    assert any(e["strength"] != pytest.approx(profile_strength) for e in report.per_frame)  # not the per-QP profile
+    own = FramePredictor(("1",), (0.25,))
+    engine.quality_profile = QualityProfile(h264_qp=PROFILE.h264_qp, predictor=StrengthPredictor({"h264": h264, encoder: own}))
+    report = transcode(src, tmp_path / "own.mkv", engine, opts(codec="ffv1"))
+    assert [e["strength"] for e in report.per_frame] == [pytest.approx(0.25)] * 8
+    assert StrengthPredictor({"h264": h264}).for_codec("hevc") is None

@@ -20,7 +20,8 @@ where ``phi`` are the *terms* below, computed from the frame's features (measure
 * ``aq``: 1 when the stream quantises adaptively within frames (x264/x265 CRF or ABR: the frame
   QP is then only a base quantiser), else 0.
 
-The coefficients are fitted per codec (``h264``, ``hevc``) by weighted least squares on the
+The coefficients are fitted per codec (``h264``, ``hevc``; the archive codecs use the ``h264`` rule,
+:data:`H264_SCALE_CODECS`) by weighted least squares on the
 restored error of real footage, with a safety margin subtracted from the intercept
 (``scripts/fit_strength.py``); they are stored in ``weights/manifest.json`` under
 ``quality_profile.predictor`` and checked on load (version, known terms, one coefficient each).
@@ -36,6 +37,12 @@ import numpy as np
 
 #: The predictor format this code reads (``quality_profile.predictor.version``).
 PREDICTOR_VERSION = 1
+
+#: Codecs whose quantisers reach the rule on the H.264 scale through their calibrated tables
+#: (:func:`vsjpegfix.quantisers.mapping.codec_qp`): without a rule of their own they take the ``h264`` one.
+#: Held out on the video set re-encoded with each (``scripts/evaluate_codecs.py``) it never loses more than
+#: 0.02 dB and gains more than the per-QP profile at every quantiser (docs/evaluation.md).
+H264_SCALE_CODECS = frozenset({"mpeg1video", "mpeg2video", "mpeg4", "mjpeg", "vp9"})
 
 #: The features a predictor's terms are made of (what the engine measures per frame).
 FEATURES = ("qp", "tex", "rd", "blk", "I", "B", "aq")
@@ -119,7 +126,12 @@ class StrengthPredictor:
     calibration: str = ""
 
     def for_codec(self, codec: str) -> FramePredictor | None:
-        return self.codecs.get(codec)
+        """The rule for frames of ``codec``: its own, else for the archive codecs (:data:`H264_SCALE_CODECS`)
+        the ``h264`` rule, else None (the per-QP profile applies)."""
+        rule = self.codecs.get(codec)
+        if rule is None and codec in H264_SCALE_CODECS:
+            rule = self.codecs.get("h264")
+        return rule
 
     def as_dict(self) -> dict[str, Any]:
         return {"version": PREDICTOR_VERSION, "level": "frame", "codecs": {c: p.as_dict() for c, p in self.codecs.items()},

@@ -15,16 +15,20 @@ from __future__ import annotations
 import hashlib
 import time
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 import av
 import numpy as np
 
 from vsjpegfix.quantisers.mapping import codec_qp
+from vsjpegfix.quantisers.stream import FrameQuantiser
 from vsjpegfix.training.archive_codecs import encode_decode_archive
 from vsjpegfix.training.evaluation.entries import ModelEntry
 from vsjpegfix.training.evaluation.report import Log, log_stderr
 from vsjpegfix.training.metrics import psnr_y
+from vsjpegfix.training.video_set import FORMAT, restored
+from vsjpegfix.training.video_set_build import control_qf, model_correction, runtime_features
+from vsjpegfix.weights.predictor import FramePredictor
 
 #: Fine, middle and coarse fixed quantisers per codec (the encoders' settings: qscale, libvpx quantizer).
 ARCHIVE_SETTINGS: dict[str, tuple[int, int, int]] = {
@@ -51,22 +55,36 @@ def load_sequence(path: Path, frames: int, crop: int) -> Planes:
     return [np.stack([f[i] for f in out]) for i in range(3)]
 
 
-def cached_encode(clean: Planes, codec: str, q: int, cache: Path | None) -> tuple[Planes, list[float | None]]:
-    """Decoded planes and each frame's native quantiser (None where unread), cached by content."""
-    key = hashlib.sha256(b"".join(p.tobytes() for p in clean) + f"{codec}:{q}".encode()).hexdigest()[:20]
+def cached_encode(clean: Planes, codec: str, q: int, cache: Path | None) -> tuple[Planes, list[float | None], list[FrameQuantiser | None]]:
+    """Decoded planes, each frame's native quantiser (None where unread) and its quantiser as the
+    transcoder reads it (mapped to the H.264 scale by the current table), cached by content."""
+    key = hashlib.sha256(b"".join(p.tobytes() for p in clean) + f"{codec}:{q}:v2".encode()).hexdigest()[:20]
     path = cache / f"{codec}-{q}-{key}.npz" if cache is not None else None
     if path is not None and path.exists():
         data = np.load(path)
-        values = [None if np.isnan(v) else float(v) for v in data["values"]]
-        return [data["y"], data["u"], data["v"]], values
-    stats: dict[str, Any] = {}
-    planes = encode_decode_archive(clean, codec, q, stats=stats)
-    values = [q_.value if q_ is not None else None for q_ in stats["quantisers"]]
-    if path is not None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        np.savez_compressed(path, y=planes[0], u=planes[1], v=planes[2],
-                            values=np.array([np.nan if v is None else v for v in values]))
-    return planes, values
+        planes, values = [data["y"], data["u"], data["v"]], [None if np.isnan(v) else float(v) for v in data["values"]]
+        types, adaptive = [str(t) or None for t in data["types"]], [bool(a) for a in data["adaptive"]]
+    else:
+        stats: dict[str, Any] = {}
+        planes = encode_decode_archive(clean, codec, q, stats=stats)
+        values = [q_.value if q_ is not None else None for q_ in stats["quantisers"]]
+        types = [q_.picture_type if q_ is not None else None for q_ in stats["quantisers"]]
+        adaptive = [bool(q_ is not None and q_.adaptive) for q_ in stats["quantisers"]]
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            np.savez_compressed(path, y=planes[0], u=planes[1], v=planes[2], types=np.array([t or "" for t in types]),
+                                values=np.array([np.nan if v is None else v for v in values]), adaptive=np.array(adaptive))
+    quantisers = [None if v is None else FrameQuantiser(codec, v, codec_qp(codec, v), t, None, a)
+                  for v, t, a in zip(values, types, adaptive)]
+    return planes, values, quantisers
+
+
+def held_out_gain(model: ModelEntry, clean: Planes, degraded: Planes, quantisers: Sequence[FrameQuantiser], rule: FramePredictor) -> float:
+    """Mean Y-PSNR of ``model`` with ``rule`` choosing each frame's strength (a rule fitted without this
+    sequence): the model's correction and the rule's features as the engine computes them."""
+    deltas, _ = model_correction(model.engine, degraded, FORMAT, control_qf(model.engine, quantisers))
+    strengths = rule.strengths(runtime_features(degraded[0], deltas[0], FORMAT, quantisers))
+    return mean_psnr(clean, restored(degraded, [d.numpy() for d in deltas], strengths))
 
 
 def mean_psnr(clean: Planes, test: Planes) -> float:
@@ -76,9 +94,12 @@ def mean_psnr(clean: Planes, test: Planes) -> float:
 
 def archive_rows(sequences: dict[str, Planes], blind: ModelEntry, profiled: Sequence[ModelEntry], *,
                  codecs: Sequence[str] = tuple(ARCHIVE_SETTINGS), cache: Path | None = None,
-                 tables: dict[str, dict[str, Any]] | None = None, log: Log = log_stderr) -> list[dict[str, Any]]:
+                 tables: dict[str, dict[str, Any]] | None = None, held_out: Mapping[str, FramePredictor] | None = None,
+                 log: Log = log_stderr) -> list[dict[str, Any]]:
     """One row per (codec, quantiser, sequence): ``input`` PSNR, ``blind`` (``blind`` run without
-    quantisers) gain, and ``<label> +profile`` gain of each of ``profiled`` following the frames' QPs.
+    quantisers) gain, ``<label> +profile`` gain of each of ``profiled`` following the frames' QPs with its
+    per-QP profile, and ``<label> +rule`` as the transcoder runs it (the model's strength rule for the codec,
+    where it has one). ``held_out`` (sequence -> rule fitted without it): adds ``<first profiled> +rule (held out)``.
 
     ``tables``: per model label, per codec, the ``points`` to map the native quantisers with
     (a calibration report of ``scripts/calibrate_codecs.py``); default the shipped tables."""
@@ -88,7 +109,7 @@ def archive_rows(sequences: dict[str, Planes], blind: ModelEntry, profiled: Sequ
     for codec in codecs:
         for level, q in zip(LEVELS, ARCHIVE_SETTINGS[codec]):
             for name, clean in sequences.items():
-                degraded, values = cached_encode(clean, codec, q, cache)
+                degraded, values, quantisers = cached_encode(clean, codec, q, cache)
                 base = mean_psnr(clean, degraded)
                 row: dict[str, Any] = {"codec": codec, "level": level, "q": q, "sequence": name, "input": base,
                                        "value": float(np.mean([v for v in values if v is not None]))}
@@ -100,13 +121,18 @@ def archive_rows(sequences: dict[str, Planes], blind: ModelEntry, profiled: Sequ
                         qps = [codec_qp(codec, v, points) for v in values]
                         row[f"{m.label} qp"] = float(np.mean(qps))
                         row[f"{m.label} +profile"] = mean_psnr(clean, m.restore_video(degraded, qps=qps)[0]) - base
+                        if m.label not in tables and m.engine.strength_rule(quantisers) is not None:
+                            row[f"{m.label} +rule"] = mean_psnr(clean, m.restore_video(degraded, quantisers=quantisers)[0]) - base
+                    if held_out is not None and profiled:
+                        row[f"{profiled[0].label} +rule (held out)"] = held_out_gain(profiled[0], clean, degraded, quantisers, held_out[name]) - base
                 rows.append(row)
             log(f"  {codec} q={q} ({level}): {time.perf_counter() - t0:.0f} s")
     return rows
 
 
 def archive_markdown(rows: list[dict[str, Any]], methods: Sequence[str], default: dict[str, str] | None = None) -> str:
-    """Per codec and quantiser: input PSNR (mean), each method's gain (mean / worst sequence)."""
+    """Per codec and quantiser: input PSNR (mean), each method's gain (mean / worst sequence); ``default``
+    (codec -> method) is set in bold."""
     head = "| codec | level (q) | native value | H.264 QP | input Y-PSNR | " + " | ".join(f"{m} mean / worst" for m in methods) + " |"
     lines = [head, "|" + "---|" * (5 + len(methods))]
     keys = sorted({(r["codec"], LEVELS.index(r["level"])) for r in rows}, key=lambda k: (list(ARCHIVE_SETTINGS).index(k[0]), k[1]))
@@ -116,7 +142,7 @@ def archive_markdown(rows: list[dict[str, Any]], methods: Sequence[str], default
         for m in methods:
             vals = [r[m] for r in group if m in r]
             text = f"{np.mean(vals):+.2f} / {min(vals):+.2f}" if vals else "-"
-            cells.append(f"**{text}**" if default and default.get(codec) and m.startswith(default[codec]) and "+profile" in m else text)
+            cells.append(f"**{text}**" if default and default.get(codec) == m else text)
         qps = [r["qp"] for r in group if "qp" in r]
         lines.append(f"| {codec} | {LEVELS[li]} ({group[0]['q']}) | {np.mean([r['value'] for r in group]):.1f} | "
                      f"{np.mean(qps):.1f} | {np.mean([r['input'] for r in group]):.2f} | " + " | ".join(cells) + " |")

@@ -18,8 +18,10 @@ from typing import Sequence
 import numpy as np
 
 from vsjpegfix.engine.colour import PlaneFormat
+from vsjpegfix.engine.control import restore_arguments
 from vsjpegfix.engine.core import Engine
 from vsjpegfix.engine.temporal import window_indices
+from vsjpegfix.quantisers.stream import FrameQuantiser
 from vsjpegfix.weights.profile import QualityProfile, control_for_qps
 
 RGB8 = PlaneFormat("rgb", 8)
@@ -64,11 +66,15 @@ class ModelEntry:
         out = result.planes[0][0] if img.ndim == 2 else np.stack([p[0] for p in result.planes], axis=-1)
         return out, (result.predicted_qf[0] if result.predicted_qf else None)
 
-    def restore_video(self, planes: Sequence[np.ndarray], qps: Sequence[float] | None = None) -> tuple[list[np.ndarray], float | None]:
+    def restore_video(self, planes: Sequence[np.ndarray], qps: Sequence[float] | None = None,
+                      quantisers: Sequence[FrameQuantiser] | None = None) -> tuple[list[np.ndarray], float | None]:
         """YUV 4:2:0 planes (T, h, w) -> restored planes, plus the mean predicted QF.
 
         ``qps`` (one per frame): follow the model's calibrated QP profile, as the transcoder does on
-        H.264 (:func:`vsjpegfix.weights.profile.control_for_qps`, batch by batch). A temporal model restores frame i from the frames ``window_indices(i, frames // 2, T)``:
+        H.264 (:func:`vsjpegfix.weights.profile.control_for_qps`, batch by batch). ``quantisers`` (one
+        :class:`~vsjpegfix.quantisers.stream.FrameQuantiser` per frame) instead: exactly as the transcoder
+        runs (:func:`vsjpegfix.engine.control.restore_arguments`: the model's strength rule for the codec
+        where it has one, else the profile). A temporal model restores frame i from the frames ``window_indices(i, frames // 2, T)``:
         its real neighbours, clamped at the ends of the clip (no scene-cut detection: the clips
         evaluated here are single shots).
         """
@@ -82,10 +88,13 @@ class ModelEntry:
                 chunk = [np.ascontiguousarray(p[windows]) for p in planes]
             else:
                 chunk = [np.ascontiguousarray(p[idx]) for p in planes]
-            qf = strength = None
-            if qps is not None:
+            kwargs: dict = {}
+            if quantisers is not None:
+                kwargs = restore_arguments(self.engine, [quantisers[i] for i in idx], "profile")
+            elif qps is not None:
                 qf, strength = control_for_qps(self.profile, [qps[i] for i in idx], self.has_quality)
-            result = self.engine.restore(chunk, VIDEO_FMT, qf=qf, strength=strength)
+                kwargs = {"qf": qf, "strength": strength}
+            result = self.engine.restore(chunk, VIDEO_FMT, **kwargs)
             for o, r in zip(outs, result.planes):
                 o.append(r)
             if result.predicted_qf:

@@ -171,7 +171,7 @@ def header_markdown(meta: dict[str, Any]) -> str:
              f" (FFmpeg {m['ffmpeg']}); device {m['device']}, precision {meta['precision']}",
              f"- command: `{meta['command']}`",
              f"- classical filter: JPEG `{meta['classical']['jpeg']}`, video `{meta['classical']['video']}` "
-             "(FFmpeg via PyAV, see vsjpegfix/baselines.py)",
+             "(FFmpeg via PyAV, see vsjpegfix/training/baselines.py)",
              f"- models ({meta['models_source']}): "
              + (", ".join(f"`{e['label']}` ({e['arch']}, {e['params']:,} params, {e['channels']} ch"
                           + (f", {e['frames']} frames" if e["frames"] > 1 else "") + ")" for e in meta["models"]) or "none")
