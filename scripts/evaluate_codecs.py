@@ -83,7 +83,8 @@ def section(args: argparse.Namespace, rows: list[dict], methods: list[str], name
         "### Archive codecs: MPEG-2, MPEG-4 Part 2, MJPEG, VP9", "",
         f"The video validation set ({n} sequences: {', '.join(names)}; first {args.frames} frames, centred "
         f"{args.crop}x{args.crop} crops) re-encoded by FFmpeg's mpeg2video (MPEG-PS, GOP 12 with 2 B pictures), "
-        "mpeg4 (Xvid in AVI, same GOP), mjpeg (AVI) and libvpx-vp9 (WebM) at a fixed quantiser "
+        "mpeg4 (Xvid in AVI, same GOP), mjpeg (AVI), libvpx-vp9 (WebM), and the H.263 family: msmpeg4 (DivX 3 in AVI), "
+        "flv (Sorenson H.263) and wmv2 (ASF), GOP 12 without B pictures, at a fixed quantiser "
         "(qscale; libvpx's quantizer 0..63 = q index 4q). Gains in dB of Y-PSNR over the decoded input, "
         "mean over the sequences / worst sequence. `blind`: no quantiser; `+profile`: the model's quality "
         "profile at each frame's quantiser read from the stream and mapped to the H.264 scale by the "

@@ -238,3 +238,18 @@ def test_h264_and_hevc_values_are_their_own_qp():
     assert codec_qp("h264", 31.5) == 31.5 and codec_qp("hevc", 20.0) == 20.0
     with pytest.raises(ValueError, match="no quantiser mapping"):
         codec_qp("vp8", 10.0)
+
+
+def test_the_h263_family_takes_mpeg4s_scale_and_table():
+    """MS-MPEG4 (DivX 3), H.263, FLV, WMV 7/8 and RealVideo 1/2 state H.263's QUANT, MPEG-4 Part 2's
+    vop_quant: the same mapping, table and first-order equivalence; MPEG-1 takes MPEG-2's."""
+    from vsjpegfix.quantisers.mapping import H263_FAMILY, SAME_SCALE, codec_qp, first_order_qp
+    from vsjpegfix.quantisers.stream import QP_CODECS
+
+    assert {"msmpeg4", "flv", "h263", "wmv2"} <= H263_FAMILY <= QP_CODECS
+    for codec in H263_FAMILY:
+        assert SAME_SCALE[codec] == "mpeg4"
+        for v in (2.0, 7.5, 31.0):
+            assert codec_qp(codec, v) == codec_qp("mpeg4", v) and first_order_qp(codec, v) == first_order_qp("mpeg4", v)
+    assert codec_qp("mpeg1video", 12.0) == codec_qp("mpeg2video", 12.0)
+    assert codec_qp("msmpeg4", 4.0) < codec_qp("msmpeg4", 20.0)

@@ -46,6 +46,8 @@ CLIPS = {
     "mpeg4": ("in.avi", dict(codec="mpeg4", qscale=6, options={"bf": "2"})),
     "mjpeg": ("in.avi", dict(codec="mjpeg", pix_fmt="yuvj420p", qscale=9)),
     "vp9": ("in.webm", dict(codec="libvpx-vp9", options={"crf": "40", "b": "0", "deadline": "realtime", "cpu-used": "8"})),
+    "msmpeg4": ("divx3.avi", dict(codec="msmpeg4", qscale=7)),  # the H.263 family: a decode pass, as H.264
+    "flv": ("in.flv", dict(codec="flv", qscale=11)),
 }
 
 

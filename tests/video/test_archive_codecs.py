@@ -36,6 +36,12 @@ CASES = [
     ("mpeg4", "matroska", "in.mkv", 4, 4.0),
     ("mjpeg", "avi", "in.avi", 8, None),  # a quality factor: checked against the codec's own reading
     ("libvpx-vp9", "webm", "in.webm", 30, 120.0),  # libvpx's quantizer q is base_q_idx 4 q
+    # the H.263 family: the decoder's per-macroblock export, read as QUANT (MPEG-4's scale and table)
+    ("msmpeg4", "avi", "divx3.avi", 7, 7.0),  # DivX ;-) 3.11 (MS-MPEG4 v3)
+    ("flv", "flv", "web.flv", 12, 12.0),  # Sorenson H.263 in Flash video
+    ("wmv2", "asf", "old.wmv", 5, 5.0),  # Windows Media Video 8
+    ("h263", "3gp", "phone.3gp", 9, 9.0),  # a 3GP phone clip (H.263 takes its picture sizes: 128x96 here)
+    ("rv20", "rm", "real.rm", 8, 8.0),  # RealVideo 2
 ]
 
 
@@ -43,7 +49,7 @@ CASES = [
 def test_profile_follows_each_frames_quantiser(tmp_path, encoder, fmt, name, q, value):
     options = {"b": "0", "crf": str(q), "deadline": "realtime", "cpu-used": "8"} if encoder == "libvpx-vp9" else {}
     src = make_video(tmp_path / name, frames=6, codec=encoder, fmt=fmt, pix_fmt="yuvj420p" if encoder == "mjpeg" else "yuv420p",
-                     options=options, qscale=q)
+                     options=options, qscale=q, size=(128, 96) if encoder == "h263" else (64, 48))
     report = transcode(src, tmp_path / "out.mkv", profiled(), opts(codec="ffv1"))
     assert report.qf_mode == "profile" and not any("quantiser" in w for w in report.warnings), report.warnings
     assert report.frames == 6 and len(report.per_frame) == 6

@@ -72,3 +72,15 @@ def test_the_shipped_default_video_model_has_a_rule_per_codec():
         s = rule.strengths(FEATURES)
         assert np.all((s >= 0) & (s <= 1))
     assert "weights 3ef79ceaf2fc" in profile.predictor.calibration  # fitted to these weights (sha256 prefix)
+
+
+def test_codecs_on_the_h264_scale_borrow_the_h264_rule():
+    from vsjpegfix.weights.predictor import H264_SCALE_CODECS
+
+    h264, own = FramePredictor(("1",), (0.5,)), FramePredictor(("1",), (0.2,))
+    predictor = StrengthPredictor({"h264": h264, "mpeg2video": own})
+    assert {"mpeg2video", "mpeg4", "mjpeg", "vp9", "msmpeg4", "flv", "wmv2"} <= H264_SCALE_CODECS
+    assert predictor.for_codec("mpeg4") is h264 and predictor.for_codec("msmpeg4") is h264
+    assert predictor.for_codec("mpeg2video") is own  # a codec's own rule wins
+    assert predictor.for_codec("hevc") is None and predictor.for_codec("vp8") is None  # not on the H.264 scale / no quantiser
+    assert StrengthPredictor({"hevc": own}).for_codec("mpeg4") is None  # nothing to borrow

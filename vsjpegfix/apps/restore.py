@@ -39,7 +39,7 @@ def add_engine_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", default=None, help="shipped model name, official checkpoint name, or weights path (default: the best shipped model for the kind of input: arcnn for H.264/HEVC video, which follows each frame's quantiser with its calibrated profile; fbcnn-s for other video, for --qf blind or a fixed QF, and for JPEG images: see weights/README.md)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     p.add_argument("--precision", default="auto", choices=["auto", "fp32", "fp16", "bf16"], help="compute precision (default: auto = fp16 on CUDA, fp32 on the CPU)")
-    p.add_argument("--qf", default="auto", help="quality control: 'auto' (where the source's quality is known - a JPEG file's QF, the quantiser of an H.264, HEVC, MPEG-1/2, MPEG-4 Part 2, MJPEG or VP9 frame - a shipped model follows its calibrated quality profile: how strongly to restore, and for FBCNN the control QF; elsewhere FBCNN predicts the quality blind), 'blind' (always the model alone, full strength), a JPEG quality 0..100 (FBCNN), or 'qp' (video of those codecs: follow each frame's quantiser - the profile, or vsjpegfix.quantisers.mapping.qp_to_qf for FBCNN checkpoints without one; other codecs fall back to blind with a warning)")
+    p.add_argument("--qf", default="auto", help="quality control: 'auto' (where the source's quality is known - a JPEG file's QF, the quantiser of an H.264, HEVC, MPEG-1/2, MPEG-4 Part 2, DivX 3/H.263/FLV/WMV 7-8, MJPEG or VP9 frame - a shipped model follows its calibrated quality profile: how strongly to restore, and for FBCNN the control QF; elsewhere FBCNN predicts the quality blind), 'blind' (always the model alone, full strength), a JPEG quality 0..100 (FBCNN), or 'qp' (video of those codecs: follow each frame's quantiser - the profile, or vsjpegfix.quantisers.mapping.qp_to_qf for FBCNN checkpoints without one; other codecs fall back to blind with a warning)")
     p.add_argument("--qf-offset", type=float, default=0.0, help="added to the predicted or given QF (FBCNN)")
     p.add_argument("--strength", default="auto", metavar="S",
                    help="fraction of the model's correction applied: 'auto' (where a calibrated quality profile applies - "
@@ -173,8 +173,8 @@ class Engines:
 
 
 def input_kind(src: Path, args: argparse.Namespace) -> str:
-    """``"image"``, ``"video-qp"`` (H.264, HEVC, MPEG-1/2, MPEG-4 Part 2, MJPEG, VP9: codecs whose frames'
-    quantisers the transcoder follows unless ``--qf`` is ``blind`` or a number) or ``"video"``: which
+    """``"image"``, ``"video-qp"`` (:data:`~vsjpegfix.quantisers.stream.QP_CODECS`: H.264, HEVC, MPEG-1/2, MPEG-4
+    Part 2, the H.263 family, MJPEG, VP9: codecs whose frames' quantisers the transcoder follows unless ``--qf`` is ``blind`` or a number) or ``"video"``: which
     default model suits ``src``."""
     import av
 

@@ -46,6 +46,11 @@ def qf_to_qp(qf: float) -> float:
 CODEC_TABLE_PATH = Path(__file__).with_name("codec_qp.json")
 
 _FIRST_ORDER = {"mpeg1video": "mpeg2", "mpeg2video": "mpeg2", "mpeg4": "mpeg4", "mjpeg": "mjpeg", "vp9": "vp9"}
+#: Codecs whose quantiser is on another codec's scale and take its table: MPEG-1 MPEG-2's; the H.263
+#: family (FFmpeg's decoder names: MS-MPEG4 v1-3, H.263, Sorenson H.263 ``flv``, WMV 7/8, RealVideo 1/2; ``QUANT`` as
+#: MPEG-4 Part 2's ``vop_quant``) MPEG-4's.
+H263_FAMILY = frozenset({"h263", "h263i", "flv", "msmpeg4v1", "msmpeg4v2", "msmpeg4", "wmv1", "wmv2", "rv10", "rv20"})
+SAME_SCALE = {"mpeg1video": "mpeg2video", **{c: "mpeg4" for c in sorted(H263_FAMILY)}}
 
 
 @functools.lru_cache(maxsize=1)
@@ -61,7 +66,7 @@ def codec_tables() -> dict[str, dict[str, Any]]:
 def first_order_qp(codec: str, value: float) -> float:
     """H.264 QP of the same quantiser step as ``value`` in ``codec``'s own scale (the readers'
     ``equivalent_h264_qp``: step sizes alone, before calibration)."""
-    module = _FIRST_ORDER.get(codec)
+    module = _FIRST_ORDER.get(SAME_SCALE.get(codec, codec))
     if module is None:
         raise ValueError(f"no quantiser mapping for {codec}")
     return float(importlib.import_module(f"vsjpegfix.quantisers.{module}").equivalent_h264_qp(value))
@@ -73,13 +78,14 @@ def codec_qp(codec: str, value: float, points: Sequence[Sequence[float]] | None 
     H.264 and HEVC: the value itself (both use the same step-size scale). MPEG-1/2 ``quantiser_scale``,
     MPEG-4 Part 2 ``vop_quant``, MJPEG's quality factor and VP9's ``base_q_idx``: the calibrated table
     (:data:`CODEC_TABLE_PATH`, interpolated linearly in the native value, end values held beyond
-    its ends; MPEG-1 uses MPEG-2's), else the first-order step-size equivalence. ``points``: another
+    its ends; MPEG-1 uses MPEG-2's, the H.263 family MPEG-4's: :data:`SAME_SCALE`), else the first-order
+    step-size equivalence. ``points``: another
     table (``[[native value, QP], ...]``, sorted by native value) instead of the shipped one.
     """
     if codec in ("h264", "hevc"):
         return float(value)
     if points is None:
-        table = codec_tables().get("mpeg2video" if codec == "mpeg1video" else codec)
+        table = codec_tables().get(SAME_SCALE.get(codec, codec))
         if table is None:
             return first_order_qp(codec, value)
         points = table["points"]

@@ -7,7 +7,11 @@ as any other. HEVC: the slice QP read from each packet's slice headers
 (:mod:`vsjpegfix.quantisers.hevc`), matched to its frame by timestamp. MPEG-1/2, MPEG-4 Part 2,
 MJPEG and VP9 likewise, from their own packet readers (:mod:`vsjpegfix.quantisers.readers`), each
 value mapped onto the H.264 QP scale by its codec's calibrated table
-(:func:`vsjpegfix.quantisers.mapping.codec_qp`). A frame whose quantisers cannot be read counts as
+(:func:`vsjpegfix.quantisers.mapping.codec_qp`). The H.263 family of the DivX/Flash/early-WMV era
+(MS-MPEG4 v1-3 "DivX 3", H.263, Sorenson H.263 in FLV, WMV 7/8, RealVideo 1/2): the per-macroblock
+quantiser FFmpeg's decoders for them export as ``venc_params`` (twice the H.263 ``QUANT``), read as
+H.264's and reported as the mean ``QUANT``, the scale of MPEG-4 Part 2's ``vop_quant`` (same
+quantiser, mapped by MPEG-4's table). A frame whose quantisers cannot be read counts as
 missing (:attr:`StreamQp.missing`); the transcoder restores it without them.
 """
 
@@ -17,13 +21,16 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from vsjpegfix.quantisers.mapping import codec_qp
+from vsjpegfix.quantisers.mapping import H263_FAMILY, codec_qp
 from vsjpegfix.quantisers.readers import READER_CODECS, stream_quantiser_reader
 
 #: Codecs whose frames' quantisers can be read: H.264 from the decoder's per-macroblock export
 #: (FFmpeg's ``venc_params`` side data), the others from their packets (HEVC's slice headers, MPEG-1/2
 #: slices, MPEG-4 Part 2 VOPs, MJPEG's quantisation tables, VP9's frame headers).
-QP_CODECS = frozenset({"h264"} | READER_CODECS)
+#: Codecs whose decoders export each macroblock's quantiser as FFmpeg's ``venc_params`` (H.264 and
+#: the H.263 family, whose values are twice the H.263 ``QUANT``: :data:`~vsjpegfix.quantisers.mapping.H263_FAMILY`).
+EXPORT_CODECS = frozenset({"h264"} | H263_FAMILY)
+QP_CODECS = frozenset(EXPORT_CODECS | READER_CODECS)
 
 _BLOCK_FIELDS = 5  # AVVideoBlockParams: src_x, src_y, w, h, delta_qp (int32 each), then possibly more
 
@@ -146,6 +153,12 @@ def frame_qp(frame, bits: int = 8) -> float | None:
     return _h264_quantisers(frame, bits)[0]
 
 
+def configure_export_decoder(stream) -> None:
+    """Set up the decoder of a stream of :data:`EXPORT_CODECS` (before it opens) to export its quantisers
+    (:func:`configure_h264_decoder`: the same export and the same threading caveat for every codec)."""
+    configure_h264_decoder(stream)
+
+
 def configure_h264_decoder(stream) -> None:
     """Set an H.264 stream's decoder up (before it opens) to export each frame's macroblock QPs safely.
 
@@ -183,8 +196,8 @@ class StreamQp:
         self._by_pts: dict[int, float | None] = {}
         self.missing = 0  # frames whose quantiser could not be read
         self.adaptive = False  # H.264: some frame's macroblock QPs differed (sticky); HEVC: the reader's flag
-        if self.codec == "h264":
-            configure_h264_decoder(stream)
+        if self.codec in EXPORT_CODECS:
+            configure_export_decoder(stream)
         else:
             self._reader = stream_quantiser_reader(self.codec, ctx.extradata)
 
@@ -206,6 +219,10 @@ class StreamQp:
                 qp, blocks = _h264_quantisers(frame, frame.format.components[0].bits)
             except (ValueError, RuntimeError, TypeError, IndexError):
                 qp = None  # side data PyAV cannot read: the frame is restored without its quantiser
+            if self.codec in H263_FAMILY:
+                if blocks is not None and len(blocks) and float(np.ptp(blocks.qp)) > 0:
+                    self.adaptive = True
+                qp, blocks = (None if qp is None or qp <= 0 else qp / 2.0), None  # QUANT; skipped frames export 0
         else:
             qp = self._by_pts.pop(frame.pts, None) if frame.pts is not None else None
         self.missing += qp is None

@@ -1,4 +1,5 @@
-"""The codec round trip for the codecs of old archives: MPEG-2, MPEG-4 Part 2, MJPEG and VP9 at a fixed quantiser.
+"""The codec round trip for the codecs of old archives: MPEG-2, MPEG-4 Part 2, MJPEG, VP9 and the H.263 family
+(DivX 3, FLV, WMV 8) at a fixed quantiser.
 
 The counterpart of :func:`vsjpegfix.training.baselines.encode_decode_yuv420` (libx264/libx265) for
 FFmpeg's ``mpeg2video``, ``mpeg4`` and ``mjpeg`` encoders and ``libvpx-vp9``: YUV 4:2:0 planes are
@@ -26,9 +27,12 @@ ARCHIVE_CODECS: dict[str, tuple[str, str, str]] = {
     "mpeg4": ("mpeg4", "avi", "yuv420p"),
     "mjpeg": ("mjpeg", "avi", "yuvj420p"),
     "vp9": ("libvpx-vp9", "webm", "yuv420p"),
+    "msmpeg4": ("msmpeg4", "avi", "yuv420p"),  # DivX ;-) 3.11 (MS-MPEG4 v3; no B pictures)
+    "flv": ("flv", "flv", "yuv420p"),  # Sorenson H.263 (Flash video)
+    "wmv2": ("wmv2", "asf", "yuv420p"),  # Windows Media Video 8
 }
 #: The quantiser range each encoder takes (``q`` of :func:`encode_decode_archive`).
-Q_RANGE = {"mpeg2video": (1, 31), "mpeg4": (1, 31), "mjpeg": (1, 31), "vp9": (0, 63)}
+Q_RANGE = {"mpeg2video": (1, 31), "mpeg4": (1, 31), "mjpeg": (1, 31), "vp9": (0, 63), "msmpeg4": (1, 31), "flv": (1, 31), "wmv2": (1, 31)}
 GOP = 12  # a DVD's GOP (15 for PAL, 18 for NTSC at most; 12 is common)
 B_FRAMES = 2
 
@@ -47,7 +51,8 @@ def encode_archive(planes: Sequence[np.ndarray], codec: str, q: int, *, rate: in
     """Encode ``[Y, U, V]`` uint8 planes (T, h, w; 4:2:0) with ``codec``'s encoder at the fixed quantiser ``q``.
 
     Returns the file's bytes and its container format. MPEG-2 and MPEG-4 get a GOP of
-    :data:`GOP` with :data:`B_FRAMES` B pictures (MPEG-4 as Xvid writes it); MJPEG is all intra;
+    :data:`GOP` with :data:`B_FRAMES` B pictures (MPEG-4 as Xvid writes it), the H.263 family (MS-MPEG4 v3,
+    FLV, WMV 8) the same GOP without B pictures; MJPEG is all intra;
     libvpx-vp9 runs at ``deadline=good``, ``cpu-used=4`` in constant quality (``crf = q``, pinned by ``qmin = qmax``). The plane
     bytes are written as they are (MJPEG: tagged full range, without conversion).
     """
@@ -68,6 +73,8 @@ def encode_archive(planes: Sequence[np.ndarray], codec: str, q: int, *, rate: in
         options: dict[str, str] = {}
         if codec in ("mpeg2video", "mpeg4"):
             ctx.gop_size, ctx.max_b_frames = GOP, B_FRAMES
+        elif codec in ("msmpeg4", "flv", "wmv2"):
+            ctx.gop_size = GOP
         if codec == "mpeg4":
             ctx.codec_tag = "XVID"
         if codec == "vp9":

@@ -48,7 +48,7 @@ _PARAMS_DOC = """
         source: the file ``clip`` was read from (by a frame-accurate source filter): its per-frame
             quantisers are read and attached as frame properties first (``attach_quantisers``), so
             the filter restores as the transcoder does: each frame along the model's calibrated
-            profile at its quantiser (H.264, HEVC, MPEG-1/2, MPEG-4 Part 2, MJPEG, VP9; a JPEG
+            profile at its quantiser (H.264, HEVC, MPEG-1/2, MPEG-4 Part 2, DivX 3/H.263/FLV/WMV 7-8, MJPEG, VP9; a JPEG
             still: its QF). Properties already on the frames win over the file's.
         luma_only: restore only the luma (Y) plane of YUV clips; chroma passes through untouched.
         device: "cpu", a CUDA device index (0, 1, ...), "cuda" or None (CUDA if available).

@@ -5,7 +5,7 @@ command line would pick for the same input (:data:`vsjpegfix.weights.store.DEFAU
 
 * frames carrying quantisers (``vsjpegfix_qp``, from ``source=`` or
   :func:`~vsjpegfix.vapoursynth.props.attach_quantisers`): the ``video-qp`` default, restored along its
-  calibrated QP profile as the transcoder restores H.264, HEVC, MPEG-2, MPEG-4 Part 2, MJPEG and VP9;
+  calibrated QP profile as the transcoder restores H.264, HEVC, MPEG-2, MPEG-4 Part 2, the H.263 family, MJPEG and VP9;
 * a still (a JPEG's ``vsjpegfix_qf``, or a one-frame clip): the ``image`` default (best blind on the
   still-image validation sets; with a JPEG's QF it follows its JPEG profile);
 * other video: the ``video`` default, the model best blind on the video validation set.

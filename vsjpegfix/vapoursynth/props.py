@@ -2,7 +2,7 @@
 
 VapourSynth source filters export no quantiser. :func:`attach_quantisers` reads them from the file
 itself - the transcoder's readers (:func:`vsjpegfix.video.quantiser_scan.scan_quantisers`: decode-free
-for MPEG-1/2, MPEG-4 Part 2, MJPEG, VP9 and HEVC; one fast decode pass for H.264) - and sets, on
+for MPEG-1/2, MPEG-4 Part 2, MJPEG, VP9 and HEVC; one fast decode pass for H.264 and the H.263 family) - and sets, on
 each frame of a clip from any frame-accurate source filter of the same file (BestSource, ffms2, LSMASH),
 in presentation order:
 

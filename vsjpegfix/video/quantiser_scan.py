@@ -8,7 +8,8 @@ What the VapourSynth filters attach to a clip from any frame-accurate source fil
   bytes and the frames put in presentation order by their timestamps (the picture type from the
   headers where the reader parses it: MPEG-1/2 and MPEG-4 pictures, VP9 key/inter frames, MJPEG
   intra; HEVC keyframes as ``I``, else unknown);
-* H.264 (whose quantisers only its decoder exports), and any stream whose packets carry no
+* H.264 and the H.263 family (MS-MPEG4/DivX 3, H.263, FLV, WMV 7/8, RealVideo 1/2: their quantisers only
+  their decoders export), and any stream whose packets carry no
   timestamps: one decode pass, slice-threaded (frame threading was found to race with the QP
   export), the pixels never converted or copied.
 """
@@ -24,6 +25,7 @@ import av
 
 from vsjpegfix.quantisers.mapping import codec_qp
 from vsjpegfix.quantisers.stream import (
+    EXPORT_CODECS,
     QP_CODECS,
     FrameQuantiser,
     StreamQp,
@@ -120,7 +122,7 @@ def scan_quantisers(path: Path | str) -> QuantiserScan:
             codec = stream.codec_context.name
             if codec not in QP_CODECS:
                 return QuantiserScan(codec, [])
-            if codec != "h264":
+            if codec not in EXPORT_CODECS:  # H.264 and the H.263 family: only their decoders export quantisers
                 ordered = _from_packets(container, stream)
                 if ordered is not None:
                     return QuantiserScan(codec, ordered)

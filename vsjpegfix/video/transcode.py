@@ -85,7 +85,7 @@ def open_video(container, src: Path, options: TranscodeOptions, report: Transcod
     such a model), ``qp`` (the
     QP-to-QF map, ``--qf qp`` with an FBCNN model without a profile) or ``auto`` (the engine's own
     control). For the first two the frames' quantisers are read (:class:`vsjpegfix.quantisers.stream.StreamQp`:
-    H.264's per-macroblock export; HEVC, MPEG-1/2, MPEG-4 Part 2, MJPEG and VP9 from their packets, each
+    the per-macroblock export of H.264 and the H.263 family; HEVC, MPEG-1/2, MPEG-4 Part 2, MJPEG and VP9 from their packets, each
     through its codec's calibrated table); ``--qf qp`` on a codec that has none falls
     back to the engine's own control with a warning in the report.
     """

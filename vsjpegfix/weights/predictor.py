@@ -35,6 +35,8 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
+from vsjpegfix.quantisers.mapping import SAME_SCALE
+
 #: The predictor format this code reads (``quality_profile.predictor.version``).
 PREDICTOR_VERSION = 1
 
@@ -42,7 +44,7 @@ PREDICTOR_VERSION = 1
 #: (:func:`vsjpegfix.quantisers.mapping.codec_qp`): without a rule of their own they take the ``h264`` one.
 #: Held out on the video set re-encoded with each (``scripts/evaluate_codecs.py``) it never loses more than
 #: 0.02 dB and gains more than the per-QP profile at every quantiser (docs/evaluation.md).
-H264_SCALE_CODECS = frozenset({"mpeg1video", "mpeg2video", "mpeg4", "mjpeg", "vp9"})
+H264_SCALE_CODECS = frozenset({"mpeg2video", "mpeg4", "mjpeg", "vp9"} | set(SAME_SCALE))
 
 #: The features a predictor's terms are made of (what the engine measures per frame).
 FEATURES = ("qp", "tex", "rd", "blk", "I", "B", "aq")

@@ -257,8 +257,8 @@ def load_model(spec: str | os.PathLike) -> nn.Module:
 #: FBCNN, which stays near identity there. JPEG images: the compact FBCNN controlled by their own QF.
 DEFAULT_PREFERENCE: dict[str, tuple[str, ...]] = {
     # video whose frames' quantisers are read (H.264, HEVC, and through their calibrated tables MPEG-1/2,
-    # MPEG-4 Part 2, MJPEG, VP9): the model follows its calibrated QP profile. On the archive codecs ARCNN
-    # with its profile gains more than fbcnn-s with its own at middle and coarse quantisers (docs/evaluation.md)
+    # MPEG-4 Part 2 and the H.263 family, MJPEG, VP9): the model follows its calibrated QP profile and its
+    # strength rule. Held out on the video set, ARCNN so never loses and beats fbcnn-s (docs/evaluation.md)
     "video-qp": ("arcnn", "fbcnn-s", "fastarcnn", "fbcnn-s-video"),
     # other video (and --qf blind): the model runs blind, so one that stays near identity on clean input
     "video": ("fbcnn-s", "fbcnn-s-video", "fastarcnn", "arcnn"),

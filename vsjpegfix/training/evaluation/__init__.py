@@ -5,7 +5,7 @@ Modules: :mod:`.report` (the shared :class:`~.report.Accumulator` and :class:`~.
 Markdown), :mod:`.entries` (models in engines), :mod:`.image_tables` and :mod:`.video_tables`
 (one function per table; encode/decode and restoration are hooks there), :mod:`.pairs`
 (``--pair``), :mod:`.run` (a whole run: :func:`~.run.evaluate`); :mod:`.archive_tables` (the archive-codec
-table of ``scripts/evaluate_codecs.py``: MPEG-2, MPEG-4 Part 2, MJPEG and VP9 on the video validation set).
+table of ``scripts/evaluate_codecs.py``: MPEG-2, MPEG-4 Part 2, MJPEG, VP9, DivX 3, FLV and WMV 8 on the video validation set).
 
 Tables (``--tables``; default: ``colour gray double``, plus ``video carphone`` with ``--video``):
 

@@ -33,6 +33,7 @@ from vsjpegfix.weights.predictor import FramePredictor
 #: Fine, middle and coarse fixed quantisers per codec (the encoders' settings: qscale, libvpx quantizer).
 ARCHIVE_SETTINGS: dict[str, tuple[int, int, int]] = {
     "mpeg2video": (4, 10, 20), "mpeg4": (4, 10, 20), "mjpeg": (4, 10, 20), "vp9": (16, 36, 56),
+    "msmpeg4": (4, 10, 20), "flv": (4, 10, 20), "wmv2": (4, 10, 20),
 }
 LEVELS = ("fine", "middle", "coarse")
 Planes = list[np.ndarray]

@@ -15,8 +15,8 @@ over the decoded input (``delta_psnr_y``, ``delta_ssim_y``, means over the frame
   chosen by leave-one-out on those alone), so no reported number is one its parameters were fitted
   to; extra clips (carphone) get the rule fitted on every sequence of the set;
 * ``arcnn +rule (shipped, in-sample)``: the rule in the manifest, fitted on these very sequences;
-* oracles (they see the clean frame; least squares, strengths 0..1.5): per frame and per 32x32
-  block for ``arcnn``, per 32x32 block for ``fbcnn-s`` (with its profile's control), and the
+* oracles (they see the clean frame; least squares, strengths 0..1.5): per frame and per 64x64,
+  32x32 and 16x16 block for ``arcnn``, per 32x32 block for ``fbcnn-s`` (with its profile's control), and the
   two-model ones (``arcnn`` and ``fbcnn-s`` corrections mixed per frame or block).
 
 Summary per codec and point: mean and worst over the set's sequences (extra clips are rows of their
@@ -56,7 +56,9 @@ DEFAULT = "default (held out)"
 SHIPPED = f"{DEFAULT_MODEL} +rule (shipped, in-sample)"
 ORACLES = {  # name -> (models, block)
     f"oracle-frame {DEFAULT_MODEL}": ((DEFAULT_MODEL,), 0),
+    f"oracle-64 {DEFAULT_MODEL}": ((DEFAULT_MODEL,), 64),
     f"oracle-32 {DEFAULT_MODEL}": ((DEFAULT_MODEL,), 32),
+    f"oracle-16 {DEFAULT_MODEL}": ((DEFAULT_MODEL,), 16),
     f"oracle-32 {OTHER_MODEL}": ((OTHER_MODEL,), 32),
     f"oracle-frame {DEFAULT_MODEL}+{OTHER_MODEL}": ((DEFAULT_MODEL, OTHER_MODEL), 0),
     f"oracle-32 {DEFAULT_MODEL}+{OTHER_MODEL}": ((DEFAULT_MODEL, OTHER_MODEL), 32),
