@@ -341,7 +341,7 @@ def test_bad_inputs_raise_one_line_errors(tmp_path, engine):
     with pytest.raises(TranscodeError, match="not a video encoder"):
         transcode(good, tmp_path / "out.mkv", engine, opts(codec="aac"))
     with pytest.raises(TranscodeError, match="cannot"):
-        transcode(good, tmp_path / "out.webm", engine, opts())  # WebM holds VP8/VP9/AV1 only
+        transcode(good, tmp_path / "out.webm", engine, opts(codec="libx264"))  # WebM holds VP8/VP9/AV1 only
     with pytest.raises(OutputError, match="does not exist"):
         transcode(good, tmp_path / "nodir" / "out.mkv", engine, opts())
     assert not (tmp_path / "out.mkv").exists() and not list(tmp_path.glob(".*part*"))
