@@ -135,3 +135,36 @@ def test_a_stream_whose_parameters_are_unknown_is_dropped_not_fatal(tmp_path, en
     assert [d["type"] for d in report.dropped_streams] == ["audio"] and "parameters are unknown" in report.dropped_streams[0]["reason"]
     with av.open(str(tmp_path / "out.mkv")) as c:
         assert [s.type for s in c.streams] == ["video"]
+
+
+def timecode_mov(path, timecode: str = "01:00:00:00"):
+    """A camera-style MOV: H.264, PCM audio and a QuickTime timecode (tmcd) track, which FFmpeg's muxer
+    writes from the video stream's ``timecode`` tag."""
+    with av.open(str(path), "w") as c:
+        v = c.add_stream("libx264", rate=25)
+        v.width, v.height, v.pix_fmt = 64, 48, "yuv420p"
+        v.options = {"preset": "ultrafast"}
+        v.metadata["timecode"] = timecode
+        for i, img in enumerate(test_images(4, 64, 48)):
+            f = av.VideoFrame.from_ndarray(img, format="rgb24")
+            f.pts = i
+            c.mux(v.encode(f))
+        c.mux(v.encode())
+    return path
+
+
+@pytest.mark.parametrize("ext", [".mov", ".mp4", ".mkv"])
+def test_a_timecode_track_is_kept_as_the_videos_timecode(tmp_path, engine, ext):
+    """Copying a MOV's tmcd track packet for packet made the MOV/MP4 muxer fail on closing ("Invalid
+    argument"); the muxer writes the track anew from the video's timecode tag (Matroska keeps the tag)."""
+    src = timecode_mov(tmp_path / "cam.mov")
+    with av.open(str(src)) as c:
+        assert [s.type for s in c.streams] == ["video", "data"] and c.streams[1].metadata["timecode"] == "01:00:00:00"
+    report = transcode(src, tmp_path / f"out{ext}", engine, opts())
+    assert report.frames == 4 and not report.dropped_streams
+    assert report.converted_streams == [{"index": 1, "type": "data", "codec": "tmcd", "to": "timecode tag of the video stream"}]
+    with av.open(str(tmp_path / f"out{ext}")) as c:
+        tags = {k.lower(): v for k, v in c.streams.video[0].metadata.items()}
+        assert tags["timecode"] == "01:00:00:00"
+        if ext != ".mkv":
+            assert [(s.type, s.metadata.get("timecode")) for s in c.streams][1:] == [("data", "01:00:00:00")]

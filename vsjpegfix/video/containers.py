@@ -31,6 +31,10 @@ VIDEO_SUFFIXES = frozenset({
 #: The container restored raw streams, and outputs whose own container cannot hold the encoder, are written to.
 RAW_OUTPUT_SUFFIX = ".mkv"
 
+#: Encoders tried, in this order, when none is named (``--codec``): the first that the output's container holds
+#: writes the video (libx264 everywhere it can; libvpx-vp9 in WebM).
+DEFAULT_ENCODERS = ("libx264", "libvpx-vp9", "libsvtav1", "mpeg4")
+
 SNIFF_PROBE_BYTES = 2_000_000
 
 _STILL_FORMATS = ("image2", "gif", "tty", "ico", "pcx", "sgi", "sunrast", "xbm", "xwd", "xpm", "pam", "pbm", "pgm", "ppm", "pfm", "bmp")
@@ -91,3 +95,10 @@ def holds_codec(suffix: str, codec: str) -> bool:
         return True
     except Exception:  # noqa: BLE001 - any refusal (unknown extension, codec not accepted) means no
         return False
+
+
+def default_encoder(dst: Path) -> str:
+    """The encoder that writes video into ``dst`` when none is named: the first of :data:`DEFAULT_ENCODERS`
+    that a file with ``dst``'s extension holds (libx264 when none does: the transcoder then says why)."""
+    suffix = Path(dst).suffix.lower()
+    return next((c for c in DEFAULT_ENCODERS if holds_codec(suffix, c)), DEFAULT_ENCODERS[0])

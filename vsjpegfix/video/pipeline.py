@@ -38,6 +38,7 @@ from vsjpegfix.quantisers.stream import FrameQuantiser, StreamQp
 from vsjpegfix.video.probe import (
     OutputFormat,
 )
+from vsjpegfix.video.reorder import DecodeOrderTimes
 from vsjpegfix.video.report import (
     TranscodeError,
     TranscodeOptions,
@@ -139,6 +140,7 @@ class Pipeline:
         index_counts = window is None and container.format.name.startswith("mov,mp4")  # AVI's counts dropped frames too
         declared = int(video.frames or 0) if index_counts else 0  # MP4/MOV: the sample count of the index
         audio = {i for i in copies if container.streams[i].type == "audio"}
+        order = DecodeOrderTimes() if container.format.name == "avi" else None  # times by rank (video.reorder)
         try:
             if window is not None:
                 window.seek(container)
@@ -168,12 +170,16 @@ class Pipeline:
                     )
                 if self.qps is not None:
                     self.qps.packet(packet)
+                if order is not None:
+                    order.packet(packet)
                 try:
                     frames = packet.decode()
                 except av.FFmpegError as exc:
                     raise TranscodeError(f"{self.src}: decoding error at video frame {index}: {av_message(exc)}") from None
                 for frame in frames:
                     quantiser = self.qps.frame(frame) if self.qps is not None else None  # before any retiming
+                    if order is not None:
+                        frame.pts = order.frame_pts(frame.pts)
                     if (frame.width, frame.height) != (self.output.width, self.output.height):
                         raise TranscodeError(
                             f"{self.src}: the video changes size at frame {index} ({self.output.width}x{self.output.height} -> "
@@ -190,6 +196,8 @@ class Pipeline:
                         action = window.frame(frame.pts)
                         if action == "restart":  # the seek skipped frames: from the start, once
                             window.restart(container)
+                            if order is not None:
+                                order.reset()
                             packets, last_pts = container.demux(), None
                             break
                         if action != "keep":

@@ -25,6 +25,7 @@ from vsjpegfix.frames.av_frames import (
     planar_format,
 )
 from vsjpegfix.frames.fields import field_order
+from vsjpegfix.video.containers import default_encoder
 from vsjpegfix.video.report import (
     TranscodeError,
     TranscodeOptions,
@@ -180,17 +181,22 @@ def qp_profile_usable(engine: Engine) -> bool:
 
 
 def plan(src: Path, engine: Engine, options: TranscodeOptions, report: TranscodeReport, quiet: bool):
-    """Check the options against the engine and plan the output: ``(encoder, input info, output format, matrix)``."""
+    """Check the options against the engine and plan the output: ``(encoder, input info, output format, matrix)``.
+
+    Without ``options.codec`` the encoder is the first that the output's container (``report.output``'s
+    extension) holds (:func:`vsjpegfix.video.containers.default_encoder`); ``report.codec`` names it."""
     if options.qf not in ("auto", "blind", "qp"):
         raise TranscodeError(f"unknown quality mode {options.qf!r}; use 'auto', 'blind' or 'qp'")
     if options.qf == "qp" and not engine.has_quality and not qp_profile_usable(engine):
         raise TranscodeError("--qf qp needs a model with quality control (FBCNN) or a calibrated QP profile")
+    name = options.codec or default_encoder(Path(report.output))
     try:
-        codec = av.codec.Codec(options.codec, "w")
+        codec = av.codec.Codec(name, "w")
     except (av.FFmpegError, ValueError):
-        raise TranscodeError(f"unknown encoder {options.codec!r}") from None
+        raise TranscodeError(f"unknown encoder {name!r}") from None
     if codec.type != "video":
-        raise TranscodeError(f"{options.codec} is not a video encoder")
+        raise TranscodeError(f"{name} is not a video encoder")
+    report.codec = codec.name
     info = probe(src)
     report.input_pix_fmt, report.width, report.height = info.pix_fmt, info.width, info.height
     report.field_order = info.field_order

@@ -23,7 +23,7 @@ class TranscodeError(RuntimeError):
 class TranscodeOptions:
     """Encoder and quality-control choices of a transcode (defaults: libx264, keep pixel format)."""
 
-    codec: str = "libx264"
+    codec: str | None = None  # None: the first encoder the output's container holds (containers.default_encoder)
     crf: float | None = None
     preset: str | None = None
     pix_fmt: str | None = None

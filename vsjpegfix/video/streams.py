@@ -64,6 +64,11 @@ def add_copies(container, output, video, report: TranscodeReport, quiet: bool) -
 
         if s.type == "data" and int(getattr(s, "discard", 0) or 0) == DISCARD_ALL and container.chapters():
             continue  # the text track that holds MP4/MOV chapters: the chapters are copied as chapters
+        if is_timecode_track(s):
+            # a copied tmcd track makes the MOV/MP4 muxer fail on closing: the muxer writes its own from the
+            # video stream's "timecode" tag (copy_metadata), as Matroska and MXF store it
+            report.converted_streams.append({**entry, "codec": "tmcd", "to": "timecode tag of the video stream"})
+            continue
         if s.type == "attachment":
             if fmt != "matroska":
                 drop(f"the {fmt} container cannot hold attachments")
@@ -115,6 +120,21 @@ def add_copies(container, output, video, report: TranscodeReport, quiet: bool) -
                 continue
         drop(f"the {fmt} container cannot hold {name or 'it'}")
     return copies
+
+
+def is_timecode_track(stream) -> bool:
+    """Is ``stream`` a QuickTime timecode track (``tmcd``: a data stream without codec whose demuxer
+    states its start ``timecode``)?"""
+    return stream.type == "data" and stream.codec_context is None and bool(stream.metadata.get("timecode"))
+
+
+def source_timecode(container, video) -> str | None:
+    """The start timecode of ``video`` (``HH:MM:SS:FF``): its own tag, else its file's timecode track's or
+    the container's, else None."""
+    if video.metadata.get("timecode"):
+        return video.metadata["timecode"]
+    tracks = [s.metadata["timecode"] for s in container.streams if is_timecode_track(s)]
+    return tracks[0] if tracks else container.metadata.get("timecode")
 
 
 def parameters_known(stream) -> bool:
@@ -176,6 +196,9 @@ def copy_stream_info(src_stream, out) -> None:
 def copy_metadata(container, output, video, out_video) -> None:
     output.metadata.update({k: v for k, v in container.metadata.items() if k.lower() not in META_SKIP})
     out_video.metadata.update({k: v for k, v in video.metadata.items() if k.lower() not in META_SKIP and k.lower() != "handler_name"})
+    timecode = source_timecode(container, video)
+    if timecode:
+        out_video.metadata["timecode"] = timecode
     try:
         out_video.disposition = video.disposition
     except (AttributeError, ValueError, TypeError):

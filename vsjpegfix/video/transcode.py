@@ -60,6 +60,7 @@ from vsjpegfix.video.probe import (
     qp_profile_usable,
     video_stream,
 )
+from vsjpegfix.video.reorder import DECODE_ORDER_FORMATS
 from vsjpegfix.video.report import (
     DEFAULT_CRF,
     TranscodeError,
@@ -232,6 +233,8 @@ def add_video(output, video, codec, options: TranscodeOptions, out_fmt: OutputFo
     if codec.name in ("mpeg1video", "mpeg2video"):  # a constant frame rate, stated by the time base (see mpeg_time_base)
         ctx.time_base = mpeg_time_base(rate)
         ctx.framerate = 1 / ctx.time_base
+    elif output.format.name == "avi":  # one chunk per frame: AVI's rate is its time base (else 600 "fps" of empty chunks)
+        out.time_base = ctx.time_base = 1 / Fraction(rate)
     for attr, value in out_fmt.colour.items():
         if attr == "chroma_location":
             attr = "chroma_sample_location"
@@ -252,6 +255,8 @@ def add_video(output, video, codec, options: TranscodeOptions, out_fmt: OutputFo
         opts.setdefault("preset", str(options.preset))
     if codec.name == "libx265":
         opts.setdefault("x265-params", "log-level=error")
+    if output.format.name in DECODE_ORDER_FORMATS:
+        opts.setdefault("bf", "0")  # no B-frames: the container could not state their order (video.reorder)
     if info.field_order is not None:
         interlace(ctx, codec.name, info.field_order, opts)
     ctx.options = opts
