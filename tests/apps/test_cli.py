@@ -158,7 +158,7 @@ def test_help_documents_every_option_with_its_default():
             if action.option_strings and action.dest not in ("help", "version"):
                 assert "(default:" in formatter._get_help_string(action), action.option_strings
         text = parser.format_help()
-        assert "(default: libx264, or libvpx-vp9" in text and "(default: 16 for libx264" in text
+        assert "(default: libx264, or libvpx-vp9" in text and "(default: libx264 follows the" in text
 
 
 def test_cli_restores_a_video_with_a_json_report(tmp_path, weights, cli, capsys):

@@ -18,7 +18,7 @@ from vsjpegfix.apps.errors import DEBUG_ENV
 def add_output_options(p: argparse.ArgumentParser) -> None:
     """Encoder, safety and reporting options."""
     p.add_argument("--codec", default=None, help="video encoder: libx264, libx265, ffv1 (lossless), libvpx-vp9, libsvtav1 or any other FFmpeg video encoder (default: libx264, or libvpx-vp9 where the output's container cannot hold H.264: .webm)")
-    p.add_argument("--crf", type=float, default=None, help="constant rate factor (default: 16 for libx264, 18 for libx265, 20 for libvpx-vp9, 24 for libsvtav1; none for other encoders)")
+    p.add_argument("--crf", type=float, default=None, help="constant rate factor (default: libx264 follows the input's quantiser where it is read, QP - 26 from 16 down to 0 = lossless, so the re-encode keeps the restoration's gain; else 16 for libx264, 18 for libx265, 20 for libvpx-vp9, 24 for libsvtav1; none for other encoders)")
     p.add_argument("--preset", default=None, help="encoder preset for libx264/libx265/libsvtav1, e.g. slow (default: the encoder's own, medium for libx264)")
     p.add_argument("--pix-fmt", default=None, help="output pixel format, e.g. yuv420p (default: the input's, 10-bit included, or the nearest the encoder can write; odd-sized 4:2:0 becomes 4:4:4 except with ffv1)")
     p.add_argument("--matrix", default=None, choices=["709", "601", "2020"], help="colour matrix of YUV video without a matrix tag (default: 709 for HD, 601 for SD, with a warning)")

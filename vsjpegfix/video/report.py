@@ -58,6 +58,8 @@ class TranscodeReport:
     frames: int = 0
     seconds: float = 0.0
     codec: str = ""
+    crf: float | None = None  # the encoder's CRF (the user's, or chosen: vsjpegfix.video.output_quality)
+    input_qp: float | None = None  # the input's quantiser (H.264 scale, first frames) that chose it
     pix_fmt: str = ""
     input_pix_fmt: str = ""
     width: int = 0

@@ -16,6 +16,7 @@ import av
 
 from vsjpegfix.engine.core import Engine
 from vsjpegfix.frames.fields import FieldFlagger
+from vsjpegfix.video.output_quality import output_options
 from vsjpegfix.video.pipeline import END, Pipeline
 from vsjpegfix.video.probe import open_input, plan
 from vsjpegfix.video.report import (
@@ -116,6 +117,7 @@ def _restore_segment(engine: Engine, src: Path, dst: Path, segment: Segment, opt
     lead = segment.start - segment.context_start
     with open_input(src) as container:
         video, options, rate, qps = open_video(container, src, options, report, quiet, engine)
+        options = output_options(src, video, codec.name, options, qps is not None, report)
         pipe = Pipeline(src, engine, options, report, out_fmt, rate, qps)
         pipe.matrix = matrix
         pipe.field_order = info.field_order

@@ -51,6 +51,7 @@ from vsjpegfix.engine.core import Engine
 from vsjpegfix.frames.fields import AV_FIELD_ORDER, FieldFlagger
 from vsjpegfix.frames.safe_write import atomic_output, check_output
 from vsjpegfix.quantisers.stream import QP_CODECS, StreamQp
+from vsjpegfix.video.output_quality import output_options
 from vsjpegfix.video.pipeline import END, Pipeline
 from vsjpegfix.video.probe import (
     OutputFormat,
@@ -129,6 +130,7 @@ def transcode(src: Path | str, dst: Path | str, engine: Engine, options: Transco
     started = time.perf_counter()
     with open_input(src) as container, atomic_output(dst, overwrite=options.overwrite) as tmp:
         video, options, rate, qps = open_video(container, src, options, report, quiet, engine)
+        options = output_options(src, video, codec.name, options, qps is not None, report)
         pipe = Pipeline(src, engine, options, report, out_fmt, rate, qps)
         pipe.matrix = matrix
         pipe.field_order = info.field_order
