@@ -24,12 +24,12 @@ import numpy as np
 from vsjpegfix.quantisers.mapping import H263_FAMILY, codec_qp
 from vsjpegfix.quantisers.readers import READER_CODECS, stream_quantiser_reader
 
-#: Codecs whose frames' quantisers can be read: H.264 from the decoder's per-macroblock export
-#: (FFmpeg's ``venc_params`` side data), the others from their packets (HEVC's slice headers, MPEG-1/2
-#: slices, MPEG-4 Part 2 VOPs, MJPEG's quantisation tables, VP9's frame headers).
 #: Codecs whose decoders export each macroblock's quantiser as FFmpeg's ``venc_params`` (H.264 and
 #: the H.263 family, whose values are twice the H.263 ``QUANT``: :data:`~vsjpegfix.quantisers.mapping.H263_FAMILY`).
 EXPORT_CODECS = frozenset({"h264"} | H263_FAMILY)
+#: Codecs whose frames' quantisers can be read: those of :data:`EXPORT_CODECS` from their decoders'
+#: export, the others from their packets (HEVC's slice headers, MPEG-1/2 slices, MPEG-4 Part 2 VOPs,
+#: MJPEG's quantisation tables, VP9's frame headers).
 QP_CODECS = frozenset(EXPORT_CODECS | READER_CODECS)
 
 _BLOCK_FIELDS = 5  # AVVideoBlockParams: src_x, src_y, w, h, delta_qp (int32 each), then possibly more

@@ -3,12 +3,12 @@
 Re-encoding adds its own error. The restoration removes only a few per cent of the input's error
 (+0.2 dB is 5 % of its MSE), so an output encoded at a fixed libx264 CRF 16 kept that gain only on
 very coarse input and made finer input worse than it was: measured on the video set's crops
-(``docs/evaluation.md``, output quality), x264 QP 22 input lost 1.0-2.5 dB and QP 27 0.5 dB, where a
-lossless output gains +0.01..+0.21. The re-encode's error must stay far below the input's: with the
+(``scripts/evaluate_output.py``, ``docs/evaluation.md``), x264 QP 22 input lost 1.5 dB on average (2.5
+at worst) and QP 27 0.5 dB, where a lossless output gains +0.04 and +0.14. The re-encode's error must stay far below the input's: with the
 input's quantiser known (the codecs of :data:`~vsjpegfix.quantisers.stream.QP_CODECS`), libx264's CRF
 becomes ``input QP - AUTO_CRF_MARGIN`` (H.264 scale, median of the first frames), at least
 :data:`AUTO_CRF_MIN` and at most the fixed default (16): CRF 11 for QP 37, 6 for QP 32, lossless at
-QP 26 and below. Files grow accordingly (about 3-6x the input's size, lossless more); ``--crf``
+QP 26 and below. Files grow accordingly (4-6x the input's size on the video set); ``--crf``
 chooses another trade-off. Other encoders, and input whose quantiser is not known, keep their fixed
 defaults (:data:`~vsjpegfix.video.report.DEFAULT_CRF`).
 """
