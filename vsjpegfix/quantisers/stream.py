@@ -153,14 +153,9 @@ def frame_qp(frame, bits: int = 8) -> float | None:
     return _h264_quantisers(frame, bits)[0]
 
 
-def configure_export_decoder(stream) -> None:
-    """Set up the decoder of a stream of :data:`EXPORT_CODECS` (before it opens) to export its quantisers
-    (:func:`configure_h264_decoder`: the same export and the same threading caveat for every codec)."""
-    configure_h264_decoder(stream)
-
-
 def configure_h264_decoder(stream) -> None:
-    """Set an H.264 stream's decoder up (before it opens) to export each frame's macroblock QPs safely.
+    """Set an H.264 stream's decoder up (before it opens) to export each frame's macroblock QPs safely
+    (the same for every codec of :data:`EXPORT_CODECS`: the H.263 family's decoders export alike).
 
     Adds ``export_side_data=venc_params`` and allows slice threading only: with frame threading,
     FFmpeg builds the export of the picture it outputs while another thread may still be decoding
@@ -197,7 +192,7 @@ class StreamQp:
         self.missing = 0  # frames whose quantiser could not be read
         self.adaptive = False  # H.264: some frame's macroblock QPs differed (sticky); HEVC: the reader's flag
         if self.codec in EXPORT_CODECS:
-            configure_export_decoder(stream)
+            configure_h264_decoder(stream)
         else:
             self._reader = stream_quantiser_reader(self.codec, ctx.extradata)
 
@@ -219,17 +214,14 @@ class StreamQp:
                 qp, blocks = _h264_quantisers(frame, frame.format.components[0].bits)
             except (ValueError, RuntimeError, TypeError, IndexError):
                 qp = None  # side data PyAV cannot read: the frame is restored without its quantiser
+            if blocks is not None and len(blocks) and float(np.ptp(blocks.qp)) > 0:
+                self.adaptive = True  # the macroblock quantisers differ within a frame (sticky)
             if self.codec in H263_FAMILY:
-                if blocks is not None and len(blocks) and float(np.ptp(blocks.qp)) > 0:
-                    self.adaptive = True
                 qp, blocks = (None if qp is None or qp <= 0 else qp / 2.0), None  # QUANT; skipped frames export 0
         else:
             qp = self._by_pts.pop(frame.pts, None) if frame.pts is not None else None
+            self.adaptive = bool(getattr(self._reader, "adaptive", False))  # HEVC: a PPS enables cu_qp_delta
         self.missing += qp is None
         if qp is None:
             return None
-        if self._reader is not None:
-            self.adaptive = bool(getattr(self._reader, "adaptive", False))  # HEVC: a PPS enables cu_qp_delta
-        elif blocks is not None and len(blocks) and float(np.ptp(blocks.qp)) > 0:
-            self.adaptive = True
         return FrameQuantiser(self.codec, float(qp), codec_qp(self.codec, float(qp)), picture_type(frame), blocks, self.adaptive)

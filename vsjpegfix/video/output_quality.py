@@ -21,7 +21,7 @@ from pathlib import Path
 import av
 import numpy as np
 
-from vsjpegfix.quantisers.stream import StreamQp
+from vsjpegfix.video.quantiser_scan import decoded_quantisers
 from vsjpegfix.video.report import DEFAULT_CRF, TranscodeOptions, TranscodeReport
 
 #: H.264 QPs between the input's quantiser and the output's CRF (libx264): enough to keep at least half of the gain.
@@ -39,21 +39,12 @@ AUTO_CRF_ENCODERS = frozenset({"libx264"})
 def input_quantiser(src: Path | str, stream_index: int, frames: int = AUTO_CRF_FRAMES) -> float | None:
     """The median H.264-scale quantiser of the first ``frames`` frames of video stream ``stream_index``
     of ``src`` (a short decode pass, as the transcoder reads them), or None when none can be read."""
-    values: list[float] = []
     try:
         with av.open(str(src)) as container:
-            stream = container.streams[stream_index]
-            reader = StreamQp(stream)
-            for packet in container.demux(stream):
-                reader.packet(packet)
-                for frame in packet.decode():
-                    q = reader.frame(frame)
-                    if q is not None:
-                        values.append(q.qp)
-                if len(values) >= frames:
-                    break
+            read = decoded_quantisers(container, container.streams[stream_index], limit=frames)
     except (av.FFmpegError, ValueError, OSError):
-        return None  # the transcode itself reports what is wrong with the file
+        return None  # the transcode itself reports what is wrong with the file (ValueError: no quantisers)
+    values = [q.qp for q in read if q is not None]
     return float(np.median(values)) if values else None
 
 

@@ -93,8 +93,10 @@ def _from_packets(container, stream) -> list[FrameQuantiser | None] | None:
     return [found[pts] for pts in sorted(found)]
 
 
-def _from_frames(container, stream) -> list[FrameQuantiser | None]:
-    """One decode pass (slice threads), each frame's quantiser as :class:`StreamQp` reads it."""
+def decoded_quantisers(container, stream, limit: int | None = None) -> list[FrameQuantiser | None]:
+    """One decode pass (slice threads) over ``stream`` of ``container`` (a codec of
+    :data:`~vsjpegfix.quantisers.stream.QP_CODECS`), each frame's quantiser as :class:`StreamQp` reads it
+    (None where unread), in decoding output order; ``limit``: stop after that many frames."""
     stream.codec_context.thread_type = "SLICE"
     reader = StreamQp(stream)
     out: list[FrameQuantiser | None] = []
@@ -105,6 +107,8 @@ def _from_frames(container, stream) -> list[FrameQuantiser | None]:
             if q is not None and q.picture_type is None:
                 q = dataclasses.replace(q, picture_type=picture_type(frame))
             out.append(q)
+        if limit is not None and len(out) >= limit:
+            break
     return out
 
 
@@ -127,6 +131,6 @@ def scan_quantisers(path: Path | str) -> QuantiserScan:
                 if ordered is not None:
                     return QuantiserScan(codec, ordered)
                 container.seek(0, stream=stream)
-            return QuantiserScan(codec, _from_frames(container, stream))
+            return QuantiserScan(codec, decoded_quantisers(container, stream))
     except (av.FFmpegError, OSError, UnicodeDecodeError) as exc:
         raise ScanError(f"{path}: cannot read the video ({getattr(exc, 'strerror', None) or exc})") from None

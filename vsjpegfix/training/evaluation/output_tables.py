@@ -16,30 +16,16 @@ import time
 from pathlib import Path
 from typing import Any, Sequence
 
-import av
 import numpy as np
 
 from vsjpegfix.training.baselines import encode_yuv420
+from vsjpegfix.training.evaluation.archive_tables import load_sequence, mean_psnr
 from vsjpegfix.training.evaluation.report import Log, log_stderr
-from vsjpegfix.training.metrics import psnr_y
-from vsjpegfix.training.video_set import centre_crop
 from vsjpegfix.video.report import TranscodeOptions
 from vsjpegfix.video.transcode import transcode
 
 #: The outputs compared: label -> transcode options (besides ``overwrite``/``progress``).
 OUTPUTS: dict[str, dict[str, Any]] = {"lossless (ffv1)": {"codec": "ffv1"}, "default": {}, "fixed CRF 16": {"crf": 16.0}}
-
-
-def read_planes(path: Path | str, frames: int | None = None) -> list[np.ndarray]:
-    """The first ``frames`` frames (all: None) of a video as yuv420p planes ``[Y, U, V]`` (T, h, w)."""
-    out: list[list[np.ndarray]] = []
-    with av.open(str(path)) as c:
-        for f in c.decode(video=0):
-            f = f if f.format.name == "yuv420p" else f.reformat(format="yuv420p")
-            out.append([np.frombuffer(p, np.uint8).reshape(p.height, p.line_size)[:, : p.width].copy() for p in f.planes])
-            if frames is not None and len(out) >= frames:
-                break
-    return [np.stack([f[i] for f in out]) for i in range(3)]
 
 
 def output_rows(paths: Sequence[Path], engine: Any, qps: Sequence[int], *, frames: int = 12, crop: int = 256,
@@ -50,16 +36,16 @@ def output_rows(paths: Sequence[Path], engine: Any, qps: Sequence[int], *, frame
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="vsjpegfix-output-") as tmp:
         for path in paths:
-            planes = centre_crop(read_planes(path, frames), crop)
+            planes = load_sequence(path, frames, crop)
             for qp in qps:
                 src = Path(tmp) / f"{path.stem}_qp{qp}.mkv"
                 src.write_bytes(encode_yuv420(planes, "x264", qp=qp))
-                base = float(np.mean([psnr_y(a, b) for a, b in zip(planes[0], read_planes(src)[0])]))
+                base = mean_psnr(planes, load_sequence(src, frames, crop))
                 row: dict[str, Any] = {"sequence": path.stem, "qp": qp, "input": base}
                 for label, kw in OUTPUTS.items():
                     dst = Path(tmp) / f"out_{len(rows)}_{list(OUTPUTS).index(label)}.mkv"
                     report = transcode(src, dst, engine, TranscodeOptions(overwrite=True, progress=False, **kw))
-                    row[label] = float(np.mean([psnr_y(a, b) for a, b in zip(planes[0], read_planes(dst)[0])])) - base
+                    row[label] = mean_psnr(planes, load_sequence(dst, frames, crop)) - base
                     row[f"{label} size"] = dst.stat().st_size / src.stat().st_size
                     row[f"{label} crf"] = report.crf
                 rows.append(row)
