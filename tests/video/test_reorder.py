@@ -9,8 +9,11 @@ from __future__ import annotations
 from fractions import Fraction
 
 import av
-from media import assert_same_pictures, decoded_frames, frame_times, make_video, opts
+import pytest
+from media import GOP, SECONDS, assert_same_pictures, decoded_frames, frame_times, make_video, opts, random_model
 
+from vsjpegfix.engine.core import Engine
+from vsjpegfix.video.segment_join import transcode_segmented
 from vsjpegfix.video.transcode import transcode
 
 
@@ -46,3 +49,24 @@ def test_avi_output_has_no_b_frames_so_its_frames_read_back_in_time(tmp_path, en
     assert pts == sorted(pts)
     again = transcode(tmp_path / "out.avi", tmp_path / "again.mkv", engine, opts(codec="ffv1"))
     assert again.retimed_frames == 0 and frame_times(tmp_path / "again.mkv") == [Fraction(i, 25) for i in range(8)]
+
+
+@pytest.mark.parametrize("codec, options, split", [
+    ("libx264", {"x264-params": f"keyint={GOP}:min-keyint={GOP}:scenecut=0:bframes=2:b-adapt=0"}, True),
+    ("mpeg4", {"g": str(GOP), "bf": "2", "flags": "+cgop", "sc_threshold": "1000000000"}, True),  # Xvid-style, closed GOPs
+    ("mpeg4", {"g": str(GOP), "bf": "2"}, False),  # open GOPs: B-frames after each keyframe are shown before it
+    ("libx264", {"x264-params": f"keyint={GOP}:min-keyint={GOP}:scenecut=0:bframes=3:open-gop=1"}, False),
+])
+def test_an_avi_with_b_frames_is_split_at_closed_keyframes_like_the_whole_file(tmp_path, codec, options, split):
+    # the plan and each segment time frames by their chunks, as the whole-file transcoder does (before, every
+    # segment's first B-frame mismatched the plan and the file fell back to one whole-file transcode); an AVI
+    # is cut only where a keyframe starts a closed group, which only decoding tells
+    src = make_video(tmp_path / "in.avi", frames=40, codec=codec, options=options, audio=["pcm_s16le"])
+    engine = Engine(random_model(), device="cpu")
+    transcode(src, tmp_path / "whole.mkv", engine, opts(codec="ffv1"))
+    details = transcode_segmented(src, tmp_path / "split.mkv", engine, opts(codec="ffv1"), seconds=SECONDS)
+    segments = len(details.get("segments", []))
+    assert segments >= 3 if split else segments == 0  # at keyframes (MPEG-4 puts them every 7 frames here)
+    assert not any("not split" in w for w in details["warnings"])
+    assert frame_times(tmp_path / "split.mkv") == frame_times(tmp_path / "whole.mkv") == [Fraction(i, 25) for i in range(40)]
+    assert_same_pictures(tmp_path / "whole.mkv", tmp_path / "split.mkv")

@@ -38,7 +38,7 @@ from vsjpegfix.quantisers.stream import FrameQuantiser, StreamQp
 from vsjpegfix.video.probe import (
     OutputFormat,
 )
-from vsjpegfix.video.reorder import DecodeOrderTimes
+from vsjpegfix.video.reorder import DecodeOrderTimes, times_by_chunk
 from vsjpegfix.video.report import (
     TranscodeError,
     TranscodeOptions,
@@ -140,7 +140,7 @@ class Pipeline:
         index_counts = window is None and container.format.name.startswith("mov,mp4")  # AVI's counts dropped frames too
         declared = int(video.frames or 0) if index_counts else 0  # MP4/MOV: the sample count of the index
         audio = {i for i in copies if container.streams[i].type == "audio"}
-        order = DecodeOrderTimes() if container.format.name == "avi" else None  # times by rank (video.reorder)
+        order = DecodeOrderTimes() if times_by_chunk(container) else None  # times by rank (video.reorder)
         try:
             if window is not None:
                 window.seek(container)

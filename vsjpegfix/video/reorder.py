@@ -8,8 +8,10 @@ or one frame late against the audio. :class:`DecodeOrderTimes` gives the frames 
 packets' decode times) in increasing order: each decoded frame takes the smallest time of the packets sent
 to the decoder that no frame has taken yet. A stream without B-frames keeps its chunks' times.
 
-The transcoder reads AVI input so (:meth:`vsjpegfix.video.pipeline.Pipeline.decode`) and writes AVI and MXF
-without B-frames (:data:`DECODE_ORDER_FORMATS`), so that every reader gets the frames' times right.
+The transcoder reads AVI input so (:meth:`vsjpegfix.video.pipeline.Pipeline.decode`, and per segment
+:mod:`vsjpegfix.video.segment_restore`, whose plan times frames by their chunks too:
+:func:`vsjpegfix.video.segment_plan.scan_video`) and writes AVI and MXF without B-frames (:data:`DECODE_ORDER_FORMATS`), so that
+every reader gets the frames' times right.
 """
 
 from __future__ import annotations
@@ -23,6 +25,11 @@ DECODE_ORDER_FORMATS = frozenset({"avi", "mxf"})
 #: Times kept at most: a decoder holds a few pictures (H.264's 16 at most, frame threads); more means it
 #: dropped some (damaged packets), whose times are forgotten, oldest first.
 MAX_PENDING = 64
+
+
+def times_by_chunk(container) -> bool:
+    """True for a container whose frames are timed by their chunks (AVI input)."""
+    return container.format.name == "avi"
 
 
 class DecodeOrderTimes:

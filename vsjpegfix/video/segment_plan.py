@@ -1,7 +1,9 @@
 """One long video split at its keyframes, the pieces restored in parallel, joined without re-encoding.
 
 The plan (:func:`plan_file`) reads the video stream's packets of the *input* (timestamps and
-keyframe flags only, nothing is decoded) and cuts at the first keyframe at least ``seconds`` after
+keyframe flags only, nothing is decoded; an AVI, whose frames are timed by their chunks
+(:mod:`vsjpegfix.video.reorder`), is decoded once to learn its display order and which keyframes
+start closed groups, the only places it can be cut) and cuts at the first keyframe at least ``seconds`` after
 the start of the current segment; a tail shorter than ``seconds / 2`` stays with the segment before
 it. Frames are numbered in presentation order, so a segment ``[start, stop)`` holds whole frames
 whatever the decoding order (B-frames, open GOPs).
@@ -39,6 +41,7 @@ import av
 
 from vsjpegfix.frames.safe_write import TEMP_MARK
 from vsjpegfix.video.probe import open_input, video_stream
+from vsjpegfix.video.reorder import times_by_chunk
 from vsjpegfix.video.report import (
     TranscodeError,
     av_message,
@@ -58,6 +61,7 @@ class VideoIndex:
     pts: list[int]
     keyframes: list[int]  # positions (presentation order) of the keyframe packets, ascending
     time_base: Fraction
+    sources: list[int] | None = None  # AVI: each frame's packet, as the timestamp FFmpeg gives the decoded frame
 
     @property
     def frames(self) -> int:
@@ -84,6 +88,7 @@ class Segment:
     context_stop: int
     seek_pts: int | None
     pts: list[int]
+    sources: list[int] | None = None  # AVI: FFmpeg's timestamp of each decoded frame (its packet), checked
 
     @property
     def frames(self) -> int:
@@ -114,6 +119,8 @@ def scan_video(src: Path | str) -> VideoIndex:
     with open_input(src) as container:
         video = video_stream(container, src)
         time_base = Fraction(video.time_base) if video.time_base else None
+        if times_by_chunk(container) and time_base is not None:
+            return _scan_by_chunk(src, container, video, time_base)
         stamps: list[int] = []
         keys: list[int] = []
         try:
@@ -134,6 +141,33 @@ def scan_video(src: Path | str) -> VideoIndex:
         raise SegmentMismatch(f"{src}: repeated video timestamps; cannot split at keyframes")
     position = {t: i for i, t in enumerate(order)}
     return VideoIndex(order, sorted({position[t] for t in keys}), time_base)
+
+
+def _scan_by_chunk(src: Path, container, video, time_base: Fraction) -> VideoIndex:
+    """:func:`scan_video` of an AVI: frames timed by their chunks in display order, cut only at keyframes that
+    start a closed group (every frame shown before it comes from an earlier chunk, none after it)."""
+    packets: list[tuple[int, int, bool]] = []  # (decode time, FFmpeg's timestamp, keyframe) in chunk order
+    shown: list[int | None] = []  # FFmpeg's timestamp of each decoded frame, in display order
+    try:
+        for packet in container.demux(video):
+            if packet.size and not packet.is_discard:
+                if packet.dts is None or packet.pts is None:
+                    raise SegmentMismatch(f"{src}: video packets without timestamps; cannot split at keyframes")
+                packets.append((packet.dts, packet.pts, packet.is_keyframe))
+            shown.extend(frame.pts for frame in packet.decode())
+    except av.FFmpegError as exc:
+        raise TranscodeError(f"{src}: read error: {av_message(exc)}") from None
+    chunk = {p: i for i, (_, p, _) in enumerate(packets)}
+    times = sorted(d for d, _, _ in packets)
+    if not packets or len(chunk) != len(packets) or len(set(times)) != len(times) or sorted(shown, key=str) != sorted(chunk, key=str):
+        raise SegmentMismatch(f"{src}: the decoded frames cannot be matched to the AVI's chunks; cannot split at keyframes")
+    order = [chunk[p] for p in shown]  # the chunk of each frame in display order
+    keys, seen = [], 0
+    for r, c in enumerate(order):
+        if c == r and seen == r and packets[c][2]:  # frames 0..r-1 came from chunks 0..r-1: a closed cut
+            keys.append(r)
+        seen = max(seen, c + 1)
+    return VideoIndex(times, keys, time_base, [packets[c][1] for c in order])
 
 
 def plan_segments(index: VideoIndex, seconds: float, radius: int = 0) -> SegmentPlan | None:
@@ -160,7 +194,8 @@ def plan_segments(index: VideoIndex, seconds: float, radius: int = 0) -> Segment
         c0, c1 = max(0, start - radius), min(n, stop + radius)
         usable = [k for k in index.keyframes if k <= c0]
         seek = usable[-1] if usable and usable[-1] > 0 else None  # from the file's start: no seek
-        plan.segments.append(Segment(i, start, stop, c0, c1, None if seek is None else index.pts[seek], index.pts[c0:c1]))
+        plan.segments.append(Segment(i, start, stop, c0, c1, None if seek is None else index.pts[seek], index.pts[c0:c1],
+                                     None if index.sources is None else index.sources[c0:c1]))
     return plan
 
 

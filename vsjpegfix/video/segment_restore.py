@@ -19,6 +19,7 @@ from vsjpegfix.frames.fields import FieldFlagger
 from vsjpegfix.video.output_quality import output_options
 from vsjpegfix.video.pipeline import END, Pipeline
 from vsjpegfix.video.probe import open_input, plan
+from vsjpegfix.video.reorder import DecodeOrderTimes, times_by_chunk
 from vsjpegfix.video.report import (
     TranscodeError,
     TranscodeOptions,
@@ -46,22 +47,28 @@ def _decode_segment(pipe: Pipeline, container, video, segment: Segment, seek: bo
         need_luma = pipe.engine.frames > 1
         got = 0
         size = (pipe.output.width, pipe.output.height)
+        order = DecodeOrderTimes() if times_by_chunk(container) else None  # AVI: times by chunk, as planned
         for packet in container.demux(video):
             if pipe.stop.is_set():
                 return
             if pipe.qps is not None:
                 pipe.qps.packet(packet)
+            if order is not None:
+                order.packet(packet)
             try:
                 frames = packet.decode()
             except av.FFmpegError as exc:
                 raise TranscodeError(f"{pipe.src}: decoding error at video frame {segment.context_start + got}: {av_message(exc)}") from None
             for frame in frames:
-                quantiser = pipe.qps.frame(frame) if pipe.qps is not None else None
+                quantiser = pipe.qps.frame(frame) if pipe.qps is not None else None  # before any retiming
+                source = frame.pts
+                if order is not None:
+                    frame.pts = order.frame_pts(frame.pts)
                 if frame.pts is None:
                     raise SegmentMismatch(f"{pipe.src}: a decoded frame has no timestamp")
                 if frame.pts < want[0] or got == len(want):
                     continue  # before the context (an earlier GOP), or past it (the decoder's delay)
-                if frame.pts != want[got]:
+                if frame.pts != want[got] or (order is not None and segment.sources is not None and source != segment.sources[got]):
                     raise SegmentMismatch(f"{pipe.src}: segment {segment.index}: frame {segment.context_start + got} not decoded (got timestamp {frame.pts}, expected {want[got]})")
                 if (frame.width, frame.height) != size:
                     raise TranscodeError(f"{pipe.src}: the video changes size at frame {segment.context_start + got}; not supported")
