@@ -148,15 +148,22 @@ def _scan_by_chunk(src: Path, container, video, time_base: Fraction) -> VideoInd
     start a closed group (every frame shown before it comes from an earlier chunk, none after it)."""
     packets: list[tuple[int, int, bool]] = []  # (decode time, FFmpeg's timestamp, keyframe) in chunk order
     shown: list[int | None] = []  # FFmpeg's timestamp of each decoded frame, in display order
-    try:
-        for packet in container.demux(video):
-            if packet.size and not packet.is_discard:
-                if packet.dts is None or packet.pts is None:
-                    raise SegmentMismatch(f"{src}: video packets without timestamps; cannot split at keyframes")
-                packets.append((packet.dts, packet.pts, packet.is_keyframe))
+    demuxer = container.demux(video)
+    while True:
+        try:
+            packet = next(demuxer)
+        except StopIteration:
+            break
+        except av.FFmpegError as exc:
+            raise TranscodeError(f"{src}: read error: {av_message(exc)}") from None
+        if packet.size and not packet.is_discard:
+            if packet.dts is None or packet.pts is None:
+                raise SegmentMismatch(f"{src}: video packets without timestamps; cannot split at keyframes")
+            packets.append((packet.dts, packet.pts, packet.is_keyframe))
+        try:
             shown.extend(frame.pts for frame in packet.decode())
-    except av.FFmpegError as exc:
-        raise TranscodeError(f"{src}: read error: {av_message(exc)}") from None
+        except av.FFmpegError:  # damaged data: the whole-file transcoder reports it its own way
+            raise SegmentMismatch(f"{src}: a video packet does not decode; cannot split at keyframes") from None
     chunk = {p: i for i, (_, p, _) in enumerate(packets)}
     times = sorted(d for d, _, _ in packets)
     if not packets or len(chunk) != len(packets) or len(set(times)) != len(times) or sorted(shown, key=str) != sorted(chunk, key=str):
