@@ -8,10 +8,10 @@ or one frame late against the audio. :class:`DecodeOrderTimes` gives the frames 
 packets' decode times) in increasing order: each decoded frame takes the smallest time of the packets sent
 to the decoder that no frame has taken yet. A stream without B-frames keeps its chunks' times.
 
-The transcoder reads AVI input so (:meth:`vsjpegfix.video.pipeline.Pipeline.decode`, and per segment
-:mod:`vsjpegfix.video.segment_restore`, whose plan times frames by their chunks too:
-:func:`vsjpegfix.video.segment_plan.scan_video`) and writes AVI and MXF without B-frames (:data:`DECODE_ORDER_FORMATS`), so that
-every reader gets the frames' times right.
+The transcoder reads AVI input so (:meth:`vsjpegfix.video.pipeline.Pipeline.decode`; per segment
+:mod:`vsjpegfix.video.segment_restore`, whose plan, :func:`vsjpegfix.video.segment_plan.scan_video`,
+times frames by their chunks too) and writes AVI and MXF without B-frames (:data:`DECODE_ORDER_FORMATS`),
+so that every reader gets the frames' times right.
 """
 
 from __future__ import annotations
