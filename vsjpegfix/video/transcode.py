@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import os
 import sys
 import time
 from fractions import Fraction
@@ -77,6 +78,9 @@ from vsjpegfix.video.window import Window
 MPEG_RATES = (Fraction(24000, 1001), Fraction(24), Fraction(25), Fraction(30000, 1001), Fraction(30), Fraction(50),
               Fraction(60000, 1001), Fraction(60))
 IDENTITY_MATRIX = [1 << 16, 0, 0, 0, 1 << 16, 0, 0, 0, 1 << 30]  # FFmpeg's display matrix of "no rotation"
+#: SVT-AV1's log level for libsvtav1 (its ``SVT_LOG`` variable: 1 = errors only, as libx265 gets
+#: ``log-level=error``); a value already in the environment is kept.
+SVT_LOG_ERRORS = "1"
 
 
 def open_video(container, src: Path, options: TranscodeOptions, report: TranscodeReport, quiet: bool, engine: Engine):
@@ -257,6 +261,8 @@ def add_video(output, video, codec, options: TranscodeOptions, out_fmt: OutputFo
         opts.setdefault("preset", str(options.preset))
     if codec.name == "libx265":
         opts.setdefault("x265-params", "log-level=error")
+    elif codec.name == "libsvtav1":  # SVT-AV1 logs its configuration to stderr unless SVT_LOG says otherwise
+        os.environ.setdefault("SVT_LOG", SVT_LOG_ERRORS)
     if output.format.name in DECODE_ORDER_FORMATS:
         opts.setdefault("bf", "0")  # no B-frames: the container could not state their order (video.reorder)
     if info.field_order is not None:
