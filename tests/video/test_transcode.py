@@ -26,6 +26,8 @@ from media import (
     frame_times,
     make_video,
     opts,
+    run_cli,
+    save_identity,
     stream_packets,
 )
 
@@ -457,3 +459,29 @@ def test_without_a_codec_webm_is_written_with_vp9_and_keeps_its_opus(tmp_path, e
     assert stream_packets(tmp_path / "out.webm", "audio") == stream_packets(src, "audio")
     assert frame_times(tmp_path / "out.webm") == frame_times(src)
     assert transcode(src, tmp_path / "out.mkv", engine, opts()).codec == "libx264"
+
+
+def test_libsvtav1_output_with_quiet_prints_nothing(tmp_path, monkeypatch):
+    """``--quiet`` means errors only: SVT-AV1 logged some twenty lines of its configuration (and a thread
+    priority warning) to stderr on every encode, as libx265 would without its ``log-level=error``."""
+    monkeypatch.delenv("SVT_LOG", raising=False)
+    src = make_video(tmp_path / "in.mp4", frames=3, size=(64, 64))
+    proc = run_cli(src, tmp_path / "out.mp4", "--codec", "libsvtav1", "--quiet", "--matrix", "601",
+                   "--model", save_identity(tmp_path / "identity.safetensors"))
+    assert (proc.returncode, proc.stderr, proc.stdout) == (0, "", "")
+    with av.open(str(tmp_path / "out.mp4")) as c:
+        assert c.streams.video[0].codec_context.codec.id == av.Codec("libsvtav1", "w").id
+        assert len(list(c.decode(video=0))) == 3
+
+
+def test_mpeg2_output_keeps_frame_times_off_its_frame_grid(tmp_path, engine):
+    """MPEG-1/2 encoders count time in frames: an MPEG-PS input starting at 0.54 s (FFmpeg's 0.5 s preload
+    plus a frame, 13.5 frames at 25 fps) came out with every frame at 0.56 s on, 20 ms after its copied
+    audio. Frames keep their times, in MPEG-PS and Matroska alike."""
+    src = make_video(tmp_path / "in.mpg", frames=6, codec="mpeg2video", fmt="vob", audio=["mp2"], qscale=8)
+    assert frame_times(src)[0] % Fraction(1, 25)  # between two ticks of the encoder
+    for name, encoder in (("out.mpg", "mpeg2video"), ("out.mkv", "mpeg1video")):
+        report = transcode(src, tmp_path / name, engine, opts(codec=encoder, matrix="bt601"))
+        assert report.frames == 6
+        assert frame_times(tmp_path / name) == frame_times(src), name
+    assert stream_packets(tmp_path / "out.mpg", "audio") == stream_packets(src, "audio")  # same container: same times

@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import os
 import sys
 import time
 from fractions import Fraction
@@ -77,6 +78,9 @@ from vsjpegfix.video.window import Window
 MPEG_RATES = (Fraction(24000, 1001), Fraction(24), Fraction(25), Fraction(30000, 1001), Fraction(30), Fraction(50),
               Fraction(60000, 1001), Fraction(60))
 IDENTITY_MATRIX = [1 << 16, 0, 0, 0, 1 << 16, 0, 0, 0, 1 << 30]  # FFmpeg's display matrix of "no rotation"
+#: SVT-AV1's log level for libsvtav1 (its ``SVT_LOG`` variable: 1 = errors only, as libx265 gets
+#: ``log-level=error``); a value already in the environment is kept.
+SVT_LOG_ERRORS = "1"
 
 
 def open_video(container, src: Path, options: TranscodeOptions, report: TranscodeReport, quiet: bool, engine: Engine):
@@ -257,6 +261,8 @@ def add_video(output, video, codec, options: TranscodeOptions, out_fmt: OutputFo
         opts.setdefault("preset", str(options.preset))
     if codec.name == "libx265":
         opts.setdefault("x265-params", "log-level=error")
+    elif codec.name == "libsvtav1":  # SVT-AV1 logs its configuration to stderr unless SVT_LOG says otherwise
+        os.environ.setdefault("SVT_LOG", SVT_LOG_ERRORS)
     if output.format.name in DECODE_ORDER_FORMATS:
         opts.setdefault("bf", "0")  # no B-frames: the container could not state their order (video.reorder)
     if info.field_order is not None:
@@ -301,6 +307,7 @@ def interlaced_note(encoder: str) -> str | None:
 def mux_loop(pipe: Pipeline, output, out_video, copies: dict[int, CopiedStream], report: TranscodeReport, pbar, overall, dst: Path,
              flag: FieldFlagger | None = None) -> None:
     """Encode the restored frames (flagged interlaced by ``flag``, if given) and mux them with the copied packets."""
+    grid = FrameGrid(out_video)
     try:
         while True:
             item = pipe.get(pipe.out_q)
@@ -310,8 +317,8 @@ def mux_loop(pipe: Pipeline, output, out_video, copies: dict[int, CopiedStream],
             if kind == "packet":
                 mux_copy(output, payload, copies[payload.stream.index], report, pipe.quiet)
                 continue
-            for packet in out_video.encode(flag(payload) if flag is not None else payload):
-                output.mux(packet)
+            for packet in out_video.encode(grid.frame(flag(payload) if flag is not None else payload)):
+                output.mux(grid.packet(packet))
             report.frames += 1
             pbar.update(1)
             if overall is not None:
@@ -319,6 +326,46 @@ def mux_loop(pipe: Pipeline, output, out_video, copies: dict[int, CopiedStream],
         if pipe.errors:
             return
         for packet in out_video.encode():
-            output.mux(packet)
+            output.mux(grid.packet(packet))
     except (av.FFmpegError, OSError) as exc:
         raise TranscodeError(f"{dst}: writing failed after {report.frames} frames: {av_message(exc)}") from None
+
+
+class FrameGrid:
+    """Frame times kept exact through an encoder that counts time in frames (MPEG-1/2: its time base is
+    one frame, see :func:`mpeg_time_base`). A time between two of its ticks was rounded to one (an
+    MPEG-PS input starting at 0.54 s at 25 fps came out at 0.56 s, 20 ms off its copied audio): frames
+    are encoded moved back by the first frame's offset from the tick before it, and their packets moved
+    forward by the same offset, in the output stream's time base. Other encoders: unchanged."""
+
+    def __init__(self, out_video) -> None:
+        ctx = out_video.codec_context
+        self.stream = out_video
+        self.tick = Fraction(ctx.time_base) if ctx.name in ("mpeg1video", "mpeg2video") and ctx.time_base else None
+        self.offset: Fraction | None = None  # seconds
+
+    def frame(self, frame: av.VideoFrame) -> av.VideoFrame:
+        """``frame`` with its time moved onto the encoder's ticks."""
+        if self.tick is None or frame.pts is None or not frame.time_base:
+            return frame
+        t = frame.pts * Fraction(frame.time_base)
+        if self.offset is None:
+            self.offset = t - math.floor(t / self.tick) * self.tick
+        if self.offset:
+            frame.pts = round((t - self.offset) / Fraction(frame.time_base))
+        return frame
+
+    def packet(self, packet: av.Packet) -> av.Packet:
+        """``packet`` moved back to its frame's time (in the output stream's time base)."""
+        if not self.offset or not packet.time_base:
+            return packet
+        was, tb = Fraction(packet.time_base), Fraction(self.stream.time_base)
+        pts, dts, duration = packet.pts, packet.dts, packet.duration
+        packet.time_base = tb
+        if pts is not None:
+            packet.pts = round((pts * was + self.offset) / tb)
+        if dts is not None:
+            packet.dts = round((dts * was + self.offset) / tb)
+        if duration:
+            packet.duration = round(duration * was / tb)
+        return packet
