@@ -37,6 +37,7 @@ from vsjpegfix.frames.fields import restore_by_fields
 from vsjpegfix.quantisers.stream import FrameQuantiser, StreamQp
 from vsjpegfix.video.probe import (
     OutputFormat,
+    read_packets,
 )
 from vsjpegfix.video.reorder import DecodeOrderTimes, times_by_chunk
 from vsjpegfix.video.report import (
@@ -141,19 +142,20 @@ class Pipeline:
         declared = int(video.frames or 0) if index_counts else 0  # MP4/MOV: the sample count of the index
         audio = {i for i in copies if container.streams[i].type == "audio"}
         order = DecodeOrderTimes() if times_by_chunk(container) else None  # times by rank (video.reorder)
+
+        def where() -> str:  # a read error's message, at the frame reached
+            return f"{self.src}: read error after video frame {index}"
+
         try:
             if window is not None:
                 window.seek(container)
-            packets = container.demux()
+            packets = read_packets(container.demux(), where)
             while True:
                 if self.stop.is_set():
                     return
-                try:
-                    packet = next(packets)
-                except StopIteration:
+                packet = next(packets, None)
+                if packet is None:
                     break
-                except av.FFmpegError as exc:
-                    raise TranscodeError(f"{self.src}: read error after video frame {index}: {av_message(exc)}") from None
                 if packet.stream.index != video.index or (window is not None and window.video_done):
                     if packet.stream.index in copies and packet.size:
                         for item in [packet] if window is None else window.packet(packet):
@@ -198,7 +200,7 @@ class Pipeline:
                             window.restart(container)
                             if order is not None:
                                 order.reset()
-                            packets, last_pts = container.demux(), None
+                            packets, last_pts = read_packets(container.demux(), where), None
                             break
                         if action != "keep":
                             if action == "stop":

@@ -7,6 +7,7 @@ encoder's pixel format is chosen to keep the input's where it can (:func:`choose
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -62,6 +63,19 @@ def open_input(src: Path) -> av.container.InputContainer:
         return av.open(str(src))
     except (av.FFmpegError, OSError, ValueError, UnicodeDecodeError) as exc:
         raise TranscodeError(f"{src}: not a readable media file ({av_message(exc)})") from None
+
+
+def read_packets(packets: Iterator[av.Packet], where: Callable[[], str]) -> Iterator[av.Packet]:
+    """The packets of a demuxer (``container.demux(...)``); a read error ends them with
+    :class:`TranscodeError` ``"<where()>: <FFmpeg's message>"`` (``where`` is asked when it happens)."""
+    while True:
+        try:
+            packet = next(packets)
+        except StopIteration:
+            return
+        except av.FFmpegError as exc:
+            raise TranscodeError(f"{where()}: {av_message(exc)}") from None
+        yield packet
 
 
 def video_stream(container: av.container.InputContainer, src: Path) -> av.video.stream.VideoStream:

@@ -40,11 +40,10 @@ from pathlib import Path
 import av
 
 from vsjpegfix.frames.safe_write import TEMP_MARK
-from vsjpegfix.video.probe import open_input, video_stream
+from vsjpegfix.video.probe import open_input, read_packets, video_stream
 from vsjpegfix.video.reorder import times_by_chunk
 from vsjpegfix.video.report import (
     TranscodeError,
-    av_message,
 )
 
 SEGMENT_MARK = ".~seg"  # segment temporaries: ``.STEM.~segNNNN.XXXXXXXX.part.EXT`` beside the output
@@ -123,17 +122,14 @@ def scan_video(src: Path | str) -> VideoIndex:
             return _scan_by_chunk(src, container, video, time_base)
         stamps: list[int] = []
         keys: list[int] = []
-        try:
-            for packet in container.demux(video):
-                if not packet.size or packet.is_discard:
-                    continue
-                if packet.pts is None:
-                    raise SegmentMismatch(f"{src}: video packets without timestamps; cannot split at keyframes")
-                stamps.append(packet.pts)
-                if packet.is_keyframe:
-                    keys.append(packet.pts)
-        except av.FFmpegError as exc:
-            raise TranscodeError(f"{src}: read error: {av_message(exc)}") from None
+        for packet in read_packets(container.demux(video), lambda: f"{src}: read error"):
+            if not packet.size or packet.is_discard:
+                continue
+            if packet.pts is None:
+                raise SegmentMismatch(f"{src}: video packets without timestamps; cannot split at keyframes")
+            stamps.append(packet.pts)
+            if packet.is_keyframe:
+                keys.append(packet.pts)
     if time_base is None or not stamps:
         raise SegmentMismatch(f"{src}: no timed video frames; cannot split at keyframes")
     order = sorted(stamps)
@@ -148,14 +144,7 @@ def _scan_by_chunk(src: Path, container, video, time_base: Fraction) -> VideoInd
     start a closed group (every frame shown before it comes from an earlier chunk, none after it)."""
     packets: list[tuple[int, int, bool]] = []  # (decode time, FFmpeg's timestamp, keyframe) in chunk order
     shown: list[int | None] = []  # FFmpeg's timestamp of each decoded frame, in display order
-    demuxer = container.demux(video)
-    while True:
-        try:
-            packet = next(demuxer)
-        except StopIteration:
-            break
-        except av.FFmpegError as exc:
-            raise TranscodeError(f"{src}: read error: {av_message(exc)}") from None
+    for packet in read_packets(container.demux(video), lambda: f"{src}: read error"):
         if packet.size and not packet.is_discard:
             if packet.dts is None or packet.pts is None:
                 raise SegmentMismatch(f"{src}: video packets without timestamps; cannot split at keyframes")
