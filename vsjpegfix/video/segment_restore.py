@@ -18,7 +18,7 @@ from vsjpegfix.engine.core import Engine
 from vsjpegfix.frames.fields import FieldFlagger
 from vsjpegfix.video.output_quality import output_options
 from vsjpegfix.video.pipeline import END, Pipeline
-from vsjpegfix.video.probe import open_input, plan
+from vsjpegfix.video.probe import open_input, plan, read_packets
 from vsjpegfix.video.reorder import DecodeOrderTimes, times_by_chunk
 from vsjpegfix.video.report import (
     TranscodeError,
@@ -48,7 +48,7 @@ def _decode_segment(pipe: Pipeline, container, video, segment: Segment, seek: bo
         got = 0
         size = (pipe.output.width, pipe.output.height)
         order = DecodeOrderTimes() if times_by_chunk(container) else None  # AVI: times by chunk, as planned
-        for packet in container.demux(video):
+        for packet in read_packets(container.demux(video), lambda: f"{pipe.src}: read error in segment {segment.index}"):
             if pipe.stop.is_set():
                 return
             if pipe.qps is not None:
